@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`. Both install what they need.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The demo window `make run` materialises (daily partitions; the roster arrives on the first day).
+DEMO_START ?= 2026-01-01
+DEMO_END ?= 2026-01-14
+PYTEST_ARGS ?=
+
+.PHONY: install run test ui validate lint clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==0.13.8
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+# Materialise the whole graph for the demo window on the embedded local engine.
+run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m healthcare_assets.cli materialize-all --start $(DEMO_START) --end $(DEMO_END)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml
+
+validate: $(STAMP)
+	$(BIN)/dagster definitions validate -m healthcare_assets.definitions
+
+lint: $(STAMP)
+	$(BIN)/ruff check healthcare_assets assets_tests
+
+clean:
+	rm -rf .lakehouse .dagster_home

@@ -1,0 +1,1 @@
+"""healthcare_assets: a healthcare-insurance MLOps platform as one Dagster asset graph."""

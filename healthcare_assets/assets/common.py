@@ -1,0 +1,22 @@
+"""Small helpers shared by the asset modules."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import dagster as dg
+
+SPARK_DELTA = {"spark", "delta"}
+DATA_ENGINEERING = ["team:data-engineering"]
+
+
+def run_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[date]:
+    """The days of the partitions the run targets (one for a daily run, many for a backfill range)."""
+    window = context.partition_time_window
+    start, end = window.start.date(), window.end.date()
+    return [start + timedelta(days=offset) for offset in range((end - start).days)]
+
+
+def run_day_range(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[date, date]:
+    days = run_days(context)
+    return days[0], days[-1]

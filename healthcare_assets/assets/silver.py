@@ -1,0 +1,83 @@
+"""Silver: typed, deduplicated, pseudonymised tables and the SCD2 member dimension."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import dagster as dg
+from pyspark.sql import DataFrame
+
+from healthcare_assets.assets.bronze import BRONZE_KEYS
+from healthcare_assets.assets.common import DATA_ENGINEERING, SPARK_DELTA, run_day_range
+from healthcare_assets.domain.sources import SOURCES
+from healthcare_assets.partitions import daily_partitions, single_run_backfill
+from healthcare_assets.resources.delta import TableRef
+from healthcare_assets.resources.lakehouse import LakehouseResource
+from healthcare_assets.resources.privacy import PrivacyResource
+from healthcare_assets.transforms import silver
+
+SILVER_KEYS = {name: dg.AssetKey(["silver", name]) for name in SOURCES}
+DIM_MEMBERS_KEY = dg.AssetKey(["silver", "dim_members"])
+
+_TRANSFORMS: dict[str, Callable[[DataFrame, bytes], DataFrame]] = {
+    "medical_claims": silver.medical_claims,
+    "pharmacy_claims": silver.pharmacy_claims,
+    "member_eligibility": silver.member_eligibility,
+    "immunizations": silver.immunizations,
+}
+
+
+def _first_deliveries(frame: DataFrame, lakehouse: LakehouseResource, name: str, start: date) -> DataFrame:
+    storage = lakehouse.storage()
+    ref = TableRef.from_path(SILVER_KEYS[name].path)
+    if not storage.exists(ref):
+        return frame
+    return silver.drop_earlier_deliveries(frame, storage.read(ref), SOURCES[name], start)
+
+
+def _silver_asset(name: str) -> dg.AssetsDefinition:
+    source = SOURCES[name]
+
+    @dg.asset(
+        key=SILVER_KEYS[name],
+        name=f"silver_{name}",
+        ins={"bronze_table": dg.AssetIn(BRONZE_KEYS[name])},
+        description=f"{source.description} Typed, deduplicated on {', '.join(source.key)}, member id replaced "
+        "by its keyed pseudonym (member_key), direct identifiers removed.",
+        group_name="silver",
+        kinds=SPARK_DELTA,
+        owners=DATA_ENGINEERING,
+        partitions_def=daily_partitions,
+        backfill_policy=single_run_backfill,
+    )
+    def _asset(context: dg.AssetExecutionContext, bronze_table: DataFrame, lakehouse: LakehouseResource,
+               privacy: PrivacyResource) -> DataFrame:
+        start, _ = run_day_range(context)
+        cleaned = _TRANSFORMS[name](bronze_table, privacy.key())
+        return _first_deliveries(cleaned, lakehouse, name, start)
+
+    return _asset
+
+
+silver_tables = [_silver_asset(name) for name in SOURCES]
+
+
+@dg.asset(
+    key=DIM_MEMBERS_KEY,
+    ins={"eligibility": dg.AssetIn(SILVER_KEYS["member_eligibility"])},
+    description="Members as a slowly changing dimension (type 2): one row per version with effective_from, "
+    "effective_to and is_current_record; pseudonymised (member_key, birth year, address key).",
+    group_name="silver",
+    kinds=SPARK_DELTA,
+    owners=DATA_ENGINEERING,
+)
+def dim_members(context: dg.AssetExecutionContext, eligibility: DataFrame, lakehouse: LakehouseResource):
+    """Derives the member history from every enrolment record and MERGEs it into the dimension."""
+    storage = lakehouse.storage()
+    ref = TableRef.from_path(DIM_MEMBERS_KEY.path)
+    storage.merge(ref, silver.dim_members(eligibility), silver.DIM_MEMBERS_MERGE)
+    current = storage.read(ref).where("is_current_record").count()
+    return dg.MaterializeResult(
+        metadata={**lakehouse.table_metadata(ref), "current_members": dg.MetadataValue.int(current)}
+    )

@@ -1,0 +1,1 @@
+"""Jobs, partitioned schedules and sensors."""

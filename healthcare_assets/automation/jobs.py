@@ -1,0 +1,21 @@
+"""Jobs and schedules of the daily pipeline."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from healthcare_assets.partitions import daily_partitions
+
+# Landing through gold for one day; the unpartitioned member tables refresh after the day's partitions.
+daily_pipeline_job = dg.define_asset_job(
+    name="daily_pipeline",
+    selection=dg.AssetSelection.groups("landing", "bronze", "silver", "gold"),
+    partitions_def=daily_partitions,
+    description="Ingests one day's feeds into bronze, silver and gold, with every data-quality gate.",
+)
+
+# 02:00 every day, for the day that just ended.
+daily_pipeline_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline_job, hour_of_day=2)
+
+jobs = [daily_pipeline_job]
+schedules = [daily_pipeline_schedule]

@@ -1,0 +1,1 @@
+"""Asset checks: data-quality gates now; fairness, drift and model gates join them."""

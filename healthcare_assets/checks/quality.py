@@ -1,0 +1,219 @@
+"""Data-quality gates on every table.
+
+ERROR checks are blocking: when one fails, nothing downstream of that table
+runs in the same run. Freshness and quarantine rate are warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+from pyspark.sql import functions as F
+
+from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
+from healthcare_assets.assets.common import run_days
+from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY, MEMBER_FEATURES_KEY
+from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
+from healthcare_assets.domain.sources import SOURCES
+from healthcare_assets.partitions import daily_partitions
+from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
+from healthcare_assets.resources.lakehouse import LakehouseResource
+from healthcare_assets.transforms import quality
+from healthcare_assets.transforms.bronze import count_landing_lines
+from healthcare_assets.transforms.silver import silver_key
+
+# A feed whose quarantined share of lines exceeds this warns (a broken upstream extract, not a few bad rows).
+MAX_QUARANTINE_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class TableRules:
+    key: dg.AssetKey
+    primary_key: tuple[str, ...]
+    rules: dict[str, str] = field(default_factory=dict)
+
+
+def _amount_rules(*columns: str) -> dict[str, str]:
+    return {f"{c}_not_negative": f"{c} >= 0" for c in columns}
+
+
+TABLE_RULES = [
+    TableRules(SILVER_KEYS["medical_claims"], silver_key(SOURCES["medical_claims"]), {
+        **_amount_rules("claim_amount"),
+        "paid_not_above_billed": "paid_amount IS NULL OR paid_amount <= claim_amount",
+        "service_not_after_receipt": f"service_end_date <= {PARTITION_COLUMN}",
+        "service_dates_ordered": "service_start_date <= service_end_date",
+    }),
+    TableRules(SILVER_KEYS["pharmacy_claims"], silver_key(SOURCES["pharmacy_claims"]), {
+        **_amount_rules("rx_amount"),
+        "days_supply_positive": "days_supply > 0",
+        "fill_not_after_receipt": f"fill_date <= {PARTITION_COLUMN}",
+    }),
+    TableRules(SILVER_KEYS["member_eligibility"], silver_key(SOURCES["member_eligibility"]), {
+        "birth_year_plausible": "birth_year BETWEEN 1900 AND year(ingest_date)",
+        "bmi_plausible": "bmi IS NULL OR bmi BETWEEN 10 AND 80",
+    }),
+    TableRules(SILVER_KEYS["immunizations"], silver_key(SOURCES["immunizations"]), {
+        "administered_not_after_receipt": f"administered_date <= {PARTITION_COLUMN}",
+    }),
+    TableRules(DIM_MEMBERS_KEY, ("member_key", "version")),
+    TableRules(CLAIM_FEATURES_KEY, ("claim_id",), {
+        **_amount_rules("claim_amount", "num_previous_claims", "claim_duration_days"),
+        "patient_age_plausible": "patient_age BETWEEN 0 AND 120",
+        "member_found": "patient_gender IS NOT NULL AND geographic_region IS NOT NULL",
+    }),
+    TableRules(MEMBER_FEATURES_KEY, ("member_key",), {
+        **_amount_rules("total_cost", "num_claims", "num_rx_fills"),
+        "age_plausible": "age BETWEEN 0 AND 120",
+    }),
+]
+
+
+def _key_check(table: TableRules) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=table.key,
+        name="primary_key_unique",
+        description=f"{', '.join(table.primary_key)} is never null and never repeats across the whole table.",
+        blocking=True,
+    )
+    def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        counts = quality.key_violations(lakehouse.storage().read(TableRef.from_path(table.key.path)), table.primary_key)
+        return dg.AssetCheckResult(
+            passed=counts["null_keys"] == 0 and counts["duplicate_keys"] == 0,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={name: dg.MetadataValue.int(value) for name, value in counts.items()},
+        )
+
+    return _check
+
+
+def _rules_check(table: TableRules) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=table.key,
+        name="values_valid",
+        description="Every row meets: " + "; ".join(f"{n} ({c})" for n, c in table.rules.items()),
+        blocking=True,
+    )
+    def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        violations = quality.rule_violations(lakehouse.storage().read(TableRef.from_path(table.key.path)), table.rules)
+        return dg.AssetCheckResult(
+            passed=not any(violations.values()),
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={f"violations_{name}": dg.MetadataValue.int(value) for name, value in violations.items()},
+        )
+
+    return _check
+
+
+def _reconciliation_check(name: str) -> dg.AssetChecksDefinition:
+    source = SOURCES[name]
+
+    @dg.asset_check(
+        asset=BRONZE_KEYS[name],
+        name="landing_reconciles",
+        description="For every day of the run: landing data lines = bronze rows + quarantined rows. Nothing is lost.",
+        blocking=True,
+        additional_deps=[QUARANTINE_KEY],
+        partitions_def=daily_partitions,
+    )
+    def _check(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        storage = lakehouse.storage()
+        days = run_days(context)
+        bronze_counts = storage.count_by_day(TableRef("bronze", name), days[0], days[-1])
+        quarantine = storage.read(QUARANTINE_KEY_REF, days[0], days[-1]).where(F.col("source") == name)
+        quarantine_counts = {row[PARTITION_COLUMN]: row["count"] for row in quarantine.groupBy(PARTITION_COLUMN).count().collect()}
+        per_day = {}
+        for day in days:
+            landed = count_landing_lines(lakehouse.landing_root, source, day)
+            stored = bronze_counts.get(day, 0) + quarantine_counts.get(day, 0)
+            per_day[day.isoformat()] = {"landing": landed, "bronze": bronze_counts.get(day, 0),
+                                        "quarantine": quarantine_counts.get(day, 0), "difference": landed - stored}
+        lost = sum(abs(d["difference"]) for d in per_day.values())
+        return dg.AssetCheckResult(
+            passed=lost == 0,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"days": dg.MetadataValue.json(per_day), "unreconciled_lines": dg.MetadataValue.int(lost)},
+        )
+
+    return _check
+
+
+QUARANTINE_KEY_REF = TableRef.from_path(QUARANTINE_KEY.path)
+
+
+def _freshness_check(name: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=BRONZE_KEYS[name],
+        name="caught_up_with_landing",
+        description="The newest ingested day is not older than the newest day that has landed.",
+    )
+    def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        landed_days = sorted(p.name for p in (Path(lakehouse.landing_root) / name).glob("????-??-??") if p.is_dir())
+        newest_landed = date.fromisoformat(landed_days[-1]) if landed_days else None
+        newest_ingested = lakehouse.storage().read(TableRef("bronze", name)).agg(F.max(PARTITION_COLUMN)).first()[0]
+        behind = (
+            (newest_landed - newest_ingested).days
+            if newest_landed and newest_ingested and newest_landed > newest_ingested
+            else 0
+        )
+        return dg.AssetCheckResult(
+            passed=behind == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "newest_landed_day": dg.MetadataValue.text(str(newest_landed)),
+                "newest_ingested_day": dg.MetadataValue.text(str(newest_ingested)),
+                "days_behind": dg.MetadataValue.int(behind),
+            },
+        )
+
+    return _check
+
+
+@dg.asset_check(
+    asset=QUARANTINE_KEY,
+    name="quarantine_share_low",
+    description=f"No feed has more than {MAX_QUARANTINE_SHARE:.0%} of a day's lines quarantined.",
+    partitions_def=daily_partitions,
+    additional_deps=list(BRONZE_KEYS.values()),
+)
+def quarantine_share_low(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    storage = lakehouse.storage()
+    days = run_days(context)
+    quarantined = storage.read(QUARANTINE_KEY_REF, days[0], days[-1]).groupBy("source").count().collect()
+    shares = {}
+    for row in quarantined:
+        kept = storage.count(TableRef("bronze", row["source"]), days[0], days[-1])
+        shares[row["source"]] = round(row["count"] / max(row["count"] + kept, 1), 4)
+    return dg.AssetCheckResult(
+        passed=all(share <= MAX_QUARANTINE_SHARE for share in shares.values()),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantined_share_by_source": dg.MetadataValue.json(shares)},
+    )
+
+
+@dg.asset_check(
+    asset=DIM_MEMBERS_KEY,
+    name="one_current_record_per_member",
+    description="Every member has exactly one current version and no version ends before it starts.",
+    blocking=True,
+)
+def one_current_record_per_member(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    counts = quality.current_record_violations(lakehouse.storage().read(TableRef.from_path(DIM_MEMBERS_KEY.path)))
+    return dg.AssetCheckResult(
+        passed=all(value == 0 for name, value in counts.items() if name != "members"),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={name: dg.MetadataValue.int(value) for name, value in counts.items()},
+    )
+
+
+quality_checks = [
+    *[_key_check(table) for table in TABLE_RULES],
+    *[_rules_check(table) for table in TABLE_RULES if table.rules],
+    *[_reconciliation_check(name) for name in SOURCES],
+    *[_freshness_check(name) for name in SOURCES],
+    quarantine_share_low,
+    one_current_record_per_member,
+]

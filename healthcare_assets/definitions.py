@@ -1,0 +1,26 @@
+"""The code location: every asset, check, job and schedule, with the active environment's resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from healthcare_assets.assets import bronze, gold, landing, silver
+from healthcare_assets.automation import jobs
+from healthcare_assets.checks import quality
+from healthcare_assets.resources.build import build_resources
+from healthcare_assets.settings import Settings, load_settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
+    landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
+    return dg.Definitions(
+        assets=[*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])],
+        asset_checks=quality.quality_checks,
+        jobs=jobs.jobs,
+        schedules=jobs.schedules,
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(load_settings())

@@ -1,0 +1,1 @@
+"""Pure domain logic: no Dagster, no Spark session plumbing."""

@@ -1,0 +1,1 @@
+"""Dagster resources: Spark engines, the Delta lakehouse and its IO manager."""

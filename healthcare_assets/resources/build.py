@@ -1,0 +1,20 @@
+"""The resources of an environment, built from its settings."""
+
+from __future__ import annotations
+
+from healthcare_assets.resources.lakehouse import DeltaIOManager, LakehouseResource
+from healthcare_assets.resources.privacy import PrivacyResource
+from healthcare_assets.resources.spark import SparkResource
+from healthcare_assets.settings import Settings
+
+
+def build_resources(settings: Settings) -> dict:
+    spark = SparkResource(engine=settings.spark_engine)
+    lakehouse = LakehouseResource(
+        spark=spark, root=settings.lakehouse_root, landing_root=settings.landing_root, catalog=settings.catalog
+    )
+    return {
+        "lakehouse": lakehouse,
+        "io_manager": DeltaIOManager(lakehouse=lakehouse),
+        "privacy": PrivacyResource(environment=settings.environment),
+    }

@@ -1,0 +1,183 @@
+"""Silver -> gold feature tables: claim-level fraud features and member-level risk features."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from healthcare_assets.domain.features import CHRONIC_CONDITIONS, CLAIM_CATEGORICAL_FEATURES, CLAIM_NUMERIC_FEATURES
+from healthcare_assets.resources.delta import PARTITION_COLUMN
+from healthcare_assets.transforms.common import age_group
+
+# How far back a claim's member history reaches for the history features.
+CLAIM_HISTORY_DAYS = 365
+
+
+def _demographics_at_service(claims: DataFrame, members: DataFrame) -> DataFrame:
+    """Point-in-time join: the member version valid on the service date (the first version for earlier dates)."""
+    versions = members.select(
+        "member_key", "version", "gender", "birth_year", "geographic_region", "plan_code",
+        "effective_from", "effective_to",
+    )
+    joined = claims.join(versions, "member_key", "left")
+    valid = (F.col("effective_from") <= F.col("service_start_date")) & (
+        F.col("effective_to").isNull() | (F.col("service_start_date") <= F.col("effective_to"))
+    )
+    best = Window.partitionBy("claim_id").orderBy(
+        valid.desc(), F.col("version").asc_nulls_last()
+    )
+    return joined.withColumn("_rank", F.row_number().over(best)).where("_rank = 1").drop(
+        "_rank", "version", "effective_from", "effective_to"
+    )
+
+
+def _history_features(claims: DataFrame, history: DataFrame) -> DataFrame:
+    """Per claim: the member's claims received before it (earlier day, or same day earlier in service order).
+
+    A self-join rather than a window so that a claim's features depend only on
+    what was received up to its own day: one day at a time and a backfill of
+    many days give identical rows.
+    """
+    previous = history.select(
+        "member_key",
+        F.col("claim_id").alias("h_claim_id"),
+        F.col(PARTITION_COLUMN).alias("h_ingest_date"),
+        F.col("service_start_date").alias("h_service_start_date"),
+        F.col("claim_amount").alias("h_claim_amount"),
+    )
+    earlier = (F.col("h_ingest_date") < F.col(PARTITION_COLUMN)) | (
+        (F.col("h_ingest_date") == F.col(PARTITION_COLUMN))
+        & (
+            (F.col("h_service_start_date") < F.col("service_start_date"))
+            | (
+                (F.col("h_service_start_date") == F.col("service_start_date"))
+                & (F.col("h_claim_id") < F.col("claim_id"))
+            )
+        )
+    )
+    in_window = F.col("h_ingest_date") >= F.date_sub(F.col(PARTITION_COLUMN), CLAIM_HISTORY_DAYS)
+    pairs = claims.select("claim_id", "member_key", PARTITION_COLUMN, "service_start_date").join(
+        previous, "member_key"
+    ).where(earlier & in_window)
+    aggregated = pairs.groupBy("claim_id").agg(
+        F.count("h_claim_id").alias("num_previous_claims"),
+        F.avg("h_claim_amount").alias("average_claim_amount"),
+        F.max("h_service_start_date").alias("_last_service_date"),
+    )
+    with_history = claims.join(aggregated, "claim_id", "left")
+    return with_history.withColumn("num_previous_claims", F.coalesce("num_previous_claims", F.lit(0))).withColumn(
+        "days_since_last_claim",
+        F.greatest(F.datediff("service_start_date", "_last_service_date"), F.lit(0)),
+    ).drop("_last_service_date")
+
+
+def claim_features(claims: DataFrame, claim_history: DataFrame, members: DataFrame) -> DataFrame:
+    """The claim-level features of the fraud autoencoder, one row per claim of the partition.
+
+    `claims` are the partition's silver claims, `claim_history` the silver
+    claims of the look-back window (including the partition), `members` the
+    SCD2 member dimension. `days_since_last_claim` and `average_claim_amount`
+    are null for a member's first claim.
+    """
+    frame = _history_features(claims, claim_history)
+    frame = _demographics_at_service(frame, members)
+    frame = (
+        frame.withColumn("patient_age", F.year("service_start_date") - F.col("birth_year"))
+        .withColumn("patient_age_group", age_group(F.col("patient_age")))
+        .withColumn("claim_duration_days", F.datediff("service_end_date", "service_start_date"))
+        .withColumnRenamed("gender", "patient_gender")
+        .withColumn("claim_date", F.col("service_start_date"))
+        .withColumn("num_previous_claims", F.col("num_previous_claims").cast("int"))
+    )
+    return frame.select(
+        "claim_id",
+        "member_key",
+        "provider_id",
+        "claim_date",
+        *CLAIM_NUMERIC_FEATURES,
+        *CLAIM_CATEGORICAL_FEATURES,
+        "patient_age_group",
+        "plan_code",
+        PARTITION_COLUMN,
+    )
+
+
+def _claim_utilisation(claims: DataFrame) -> DataFrame:
+    return claims.groupBy("member_key").agg(
+        F.count("claim_id").alias("num_claims"),
+        F.sum(F.when(F.col("claim_type") == "emergency", 1).otherwise(0)).alias("num_er_visits"),
+        F.sum(F.when(F.col("claim_type") == "inpatient", 1).otherwise(0)).alias("num_inpatient_stays"),
+        F.sum(F.when(F.col("claim_type") == "outpatient", 1).otherwise(0)).alias("num_outpatient_visits"),
+        F.sum("claim_amount").alias("total_claim_amount"),
+        F.sum("paid_amount").alias("total_paid_amount"),
+        F.countDistinct("provider_id").alias("num_distinct_providers"),
+        *[
+            F.max(F.when(F.col("diagnosis_code").startswith(prefix), 1).otherwise(0)).alias(f"_dx_{name}")
+            for name, (prefix, _) in CHRONIC_CONDITIONS.items()
+        ],
+    )
+
+
+def _pharmacy_utilisation(rx: DataFrame) -> DataFrame:
+    return rx.groupBy("member_key").agg(
+        F.count("rx_claim_id").alias("num_rx_fills"),
+        F.sum("rx_amount").alias("total_rx_amount"),
+        *[
+            F.max(F.when(F.col("drug_class") == drug_class, 1).otherwise(0)).alias(f"_rx_{name}")
+            for name, (_, drug_class) in CHRONIC_CONDITIONS.items()
+            if drug_class is not None
+        ],
+    )
+
+
+def _immunization_history(immunizations: DataFrame, as_of: date) -> DataFrame:
+    given = immunizations.where(F.col("administered_date") <= F.lit(as_of))
+    return given.groupBy("member_key").agg(
+        F.count("immunization_id").alias("num_immunizations"),
+        F.max(F.when(F.col("vaccine_code") == "FLU", F.col("administered_date"))).alias("last_flu_vaccine_date"),
+        F.collect_set("vaccine_code").alias("vaccines_received"),
+    )
+
+
+def member_features(
+    members: DataFrame, claims: DataFrame, rx: DataFrame, immunizations: DataFrame, as_of: date
+) -> DataFrame:
+    """One row per member (current version): demographics, risk factors, 12-month utilisation and cost,
+    chronic-condition flags from diagnoses and maintenance drugs, immunization history."""
+    start = F.date_sub(F.lit(as_of), CLAIM_HISTORY_DAYS)
+    recent_claims = claims.where((F.col("service_start_date") > start) & (F.col("service_start_date") <= F.lit(as_of)))
+    recent_rx = rx.where((F.col("fill_date") > start) & (F.col("fill_date") <= F.lit(as_of)))
+    current = members.where("is_current_record").select(
+        "member_key", "gender", "birth_year", "geographic_region", "plan_code", "bmi", "smoker", "enrollment_status"
+    )
+    frame = (
+        current.join(_claim_utilisation(recent_claims), "member_key", "left")
+        .join(_pharmacy_utilisation(recent_rx), "member_key", "left")
+        .join(_immunization_history(immunizations, as_of), "member_key", "left")
+    )
+    counts = ["num_claims", "num_er_visits", "num_inpatient_stays", "num_outpatient_visits",
+              "num_distinct_providers", "num_rx_fills", "num_immunizations"]
+    amounts = ["total_claim_amount", "total_paid_amount", "total_rx_amount"]
+    frame = frame.fillna(0, subset=counts).fillna(0.0, subset=amounts)
+    for name, (_, drug_class) in CHRONIC_CONDITIONS.items():
+        from_dx = F.coalesce(F.col(f"_dx_{name}"), F.lit(0))
+        from_rx = F.coalesce(F.col(f"_rx_{name}"), F.lit(0)) if drug_class is not None else F.lit(0)
+        frame = frame.withColumn(f"has_{name}", F.greatest(from_dx, from_rx) == 1)
+    flags = [f"has_{name}" for name in CHRONIC_CONDITIONS]
+    age = F.lit(as_of.year) - F.col("birth_year")
+    frame = (
+        frame.withColumn("age", age.cast("int"))
+        .withColumn("age_group", age_group(age))
+        .withColumn("is_smoker", F.col("smoker") == "Y")
+        .withColumn("chronic_condition_count", sum(F.col(f).cast("int") for f in flags))
+        .withColumn("total_cost", F.col("total_paid_amount") + F.col("total_rx_amount"))
+        .withColumn("vaccines_received", F.coalesce("vaccines_received", F.array().cast("array<string>")))
+        .withColumn("as_of_date", F.lit(as_of).cast("date"))
+    )
+    return frame.select(
+        "member_key", "as_of_date", "age", "age_group", "gender", "geographic_region", "plan_code",
+        "enrollment_status", "bmi", "is_smoker", *flags, "chronic_condition_count",
+        *counts, *amounts, "total_cost", "last_flu_vaccine_date", "vaccines_received",
+    )
