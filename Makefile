@@ -9,7 +9,7 @@ DEMO_START ?= 2026-01-01
 DEMO_END ?= 2026-01-14
 PYTEST_ARGS ?=
 
-.PHONY: install run test ui validate lint clean
+.PHONY: install run test ui validate lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf .lakehouse .dagster_home
+
+# Re-resolve requirements.lock after changing a pin in pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock

@@ -1,6 +1,5 @@
 """The code location: every asset, check, job and schedule, with the active environment's resources."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -20,6 +19,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=jobs.jobs,
         schedules=jobs.schedules,
         resources=build_resources(settings),
+        # Spark parallelises inside a step; one process keeps one embedded engine for the whole run.
+        executor=dg.in_process_executor,
     )
 
 

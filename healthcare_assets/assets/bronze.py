@@ -1,6 +1,5 @@
 """Bronze: every landing line either as received (with ingest metadata) or quarantined with its reason."""
 
-from __future__ import annotations
 
 import dagster as dg
 from pyspark.sql import functions as F

@@ -1,6 +1,5 @@
 """Small helpers shared by the asset modules."""
 
-from __future__ import annotations
 
 from datetime import date, timedelta
 
@@ -15,6 +14,13 @@ def run_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) 
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     return [start + timedelta(days=offset) for offset in range((end - start).days)]
+
+
+def run_days_if_partitioned(context: dg.AssetCheckExecutionContext) -> list[date] | None:
+    """The run's days, or None when a check runs outside a partitioned run (then it covers every day)."""
+    if context.has_partition_key or context.has_partition_key_range:
+        return run_days(context)
+    return None
 
 
 def run_day_range(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[date, date]:

@@ -1,6 +1,5 @@
 """Gold: the feature tables the fraud and risk models train and score on."""
 
-from __future__ import annotations
 
 import dagster as dg
 from pyspark.sql import DataFrame
@@ -55,6 +54,7 @@ def claim_features(context: dg.AssetExecutionContext, claim_history: DataFrame, 
     group_name="gold",
     kinds=SPARK_DELTA,
     owners=["team:data-engineering", "team:risk-ml"],
+    backfill_policy=single_run_backfill,
 )
 def member_features(
     members: DataFrame, claims: DataFrame, pharmacy_claims: DataFrame, immunizations: DataFrame

@@ -1,6 +1,5 @@
 """Silver: typed, deduplicated, pseudonymised tables and the SCD2 member dimension."""
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
@@ -41,7 +40,6 @@ def _silver_asset(name: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=SILVER_KEYS[name],
-        name=f"silver_{name}",
         ins={"bronze_table": dg.AssetIn(BRONZE_KEYS[name])},
         description=f"{source.description} Typed, deduplicated on {', '.join(source.key)}, member id replaced "
         "by its keyed pseudonym (member_key), direct identifiers removed.",
@@ -71,6 +69,7 @@ silver_tables = [_silver_asset(name) for name in SOURCES]
     group_name="silver",
     kinds=SPARK_DELTA,
     owners=DATA_ENGINEERING,
+    backfill_policy=single_run_backfill,
 )
 def dim_members(context: dg.AssetExecutionContext, eligibility: DataFrame, lakehouse: LakehouseResource):
     """Derives the member history from every enrolment record and MERGEs it into the dimension."""

@@ -4,7 +4,6 @@ ERROR checks are blocking: when one fails, nothing downstream of that table
 runs in the same run. Freshness and quarantine rate are warnings.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
@@ -14,11 +13,10 @@ import dagster as dg
 from pyspark.sql import functions as F
 
 from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
-from healthcare_assets.assets.common import run_days
+from healthcare_assets.assets.common import run_days_if_partitioned
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY, MEMBER_FEATURES_KEY
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
 from healthcare_assets.domain.sources import SOURCES
-from healthcare_assets.partitions import daily_partitions
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.transforms import quality
@@ -29,11 +27,19 @@ from healthcare_assets.transforms.silver import silver_key
 MAX_QUARANTINE_SHARE = 0.05
 
 
+QUARANTINE_KEY_REF = TableRef.from_path(QUARANTINE_KEY.path)
+
+
+def _stored_days(storage, ref: TableRef) -> list[date]:
+    return sorted(row[0] for row in storage.read(ref).select(PARTITION_COLUMN).distinct().collect())
+
+
 @dataclass(frozen=True)
 class TableRules:
     key: dg.AssetKey
     primary_key: tuple[str, ...]
-    rules: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, str] = field(default_factory=dict)  # wrong data: ERROR, blocking
+    warnings: dict[str, str] = field(default_factory=dict)  # worth a look: WARN
 
 
 def _amount_rules(*columns: str) -> dict[str, str]:
@@ -62,8 +68,10 @@ TABLE_RULES = [
     TableRules(DIM_MEMBERS_KEY, ("member_key", "version")),
     TableRules(CLAIM_FEATURES_KEY, ("claim_id",), {
         **_amount_rules("claim_amount", "num_previous_claims", "claim_duration_days"),
-        "patient_age_plausible": "patient_age BETWEEN 0 AND 120",
-        "member_found": "patient_gender IS NOT NULL AND geographic_region IS NOT NULL",
+        "patient_age_plausible": "patient_age IS NULL OR patient_age BETWEEN 0 AND 120",
+    }, warnings={
+        # a claim whose member's enrolment record has not loaded (e.g. it is in quarantine)
+        "member_enrolled": "patient_gender IS NOT NULL AND geographic_region IS NOT NULL",
     }),
     TableRules(MEMBER_FEATURES_KEY, ("member_key",), {
         **_amount_rules("total_cost", "num_claims", "num_rx_fills"),
@@ -90,18 +98,20 @@ def _key_check(table: TableRules) -> dg.AssetChecksDefinition:
     return _check
 
 
-def _rules_check(table: TableRules) -> dg.AssetChecksDefinition:
+def _rules_check(table: TableRules, rules: dict[str, str], severity: dg.AssetCheckSeverity) -> dg.AssetChecksDefinition:
+    blocking = severity == dg.AssetCheckSeverity.ERROR
+
     @dg.asset_check(
         asset=table.key,
-        name="values_valid",
-        description="Every row meets: " + "; ".join(f"{n} ({c})" for n, c in table.rules.items()),
-        blocking=True,
+        name="values_valid" if blocking else "values_expected",
+        description="Every row meets: " + "; ".join(f"{n} ({c})" for n, c in rules.items()),
+        blocking=blocking,
     )
     def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-        violations = quality.rule_violations(lakehouse.storage().read(TableRef.from_path(table.key.path)), table.rules)
+        violations = quality.rule_violations(lakehouse.storage().read(TableRef.from_path(table.key.path)), rules)
         return dg.AssetCheckResult(
             passed=not any(violations.values()),
-            severity=dg.AssetCheckSeverity.ERROR,
+            severity=severity,
             metadata={f"violations_{name}": dg.MetadataValue.int(value) for name, value in violations.items()},
         )
 
@@ -117,11 +127,10 @@ def _reconciliation_check(name: str) -> dg.AssetChecksDefinition:
         description="For every day of the run: landing data lines = bronze rows + quarantined rows. Nothing is lost.",
         blocking=True,
         additional_deps=[QUARANTINE_KEY],
-        partitions_def=daily_partitions,
     )
     def _check(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
         storage = lakehouse.storage()
-        days = run_days(context)
+        days = run_days_if_partitioned(context) or _stored_days(storage, TableRef("bronze", name))
         bronze_counts = storage.count_by_day(TableRef("bronze", name), days[0], days[-1])
         quarantine = storage.read(QUARANTINE_KEY_REF, days[0], days[-1]).where(F.col("source") == name)
         quarantine_counts = {row[PARTITION_COLUMN]: row["count"] for row in quarantine.groupBy(PARTITION_COLUMN).count().collect()}
@@ -139,9 +148,6 @@ def _reconciliation_check(name: str) -> dg.AssetChecksDefinition:
         )
 
     return _check
-
-
-QUARANTINE_KEY_REF = TableRef.from_path(QUARANTINE_KEY.path)
 
 
 def _freshness_check(name: str) -> dg.AssetChecksDefinition:
@@ -176,12 +182,11 @@ def _freshness_check(name: str) -> dg.AssetChecksDefinition:
     asset=QUARANTINE_KEY,
     name="quarantine_share_low",
     description=f"No feed has more than {MAX_QUARANTINE_SHARE:.0%} of a day's lines quarantined.",
-    partitions_def=daily_partitions,
     additional_deps=list(BRONZE_KEYS.values()),
 )
 def quarantine_share_low(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     storage = lakehouse.storage()
-    days = run_days(context)
+    days = run_days_if_partitioned(context) or _stored_days(storage, QUARANTINE_KEY_REF)
     quarantined = storage.read(QUARANTINE_KEY_REF, days[0], days[-1]).groupBy("source").count().collect()
     shares = {}
     for row in quarantined:
@@ -211,7 +216,8 @@ def one_current_record_per_member(lakehouse: LakehouseResource) -> dg.AssetCheck
 
 quality_checks = [
     *[_key_check(table) for table in TABLE_RULES],
-    *[_rules_check(table) for table in TABLE_RULES if table.rules],
+    *[_rules_check(table, table.rules, dg.AssetCheckSeverity.ERROR) for table in TABLE_RULES if table.rules],
+    *[_rules_check(table, table.warnings, dg.AssetCheckSeverity.WARN) for table in TABLE_RULES if table.warnings],
     *[_reconciliation_check(name) for name in SOURCES],
     *[_freshness_check(name) for name in SOURCES],
     quarantine_share_low,

@@ -16,7 +16,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from healthcare_assets.domain.sources import DATE, DOUBLE, INT, Source
+from healthcare_assets.domain.sources import DATE, DOUBLE, INT, MONEY, Source
 
 SOURCE_FILE = "_source_file"
 LINE_NUMBER = "_line_number"
@@ -129,7 +129,7 @@ def _validate(frame: pd.DataFrame, source: Source, ingest_date: date, reasons: p
         if column.dtype == INT:
             ok = text.str.match(_INT_RE).fillna(False).astype(bool)
             parsed[column.name] = pd.to_numeric(text.where(ok), errors="coerce")
-        elif column.dtype == DOUBLE:
+        elif column.dtype in (DOUBLE, MONEY):
             number = pd.to_numeric(text, errors="coerce")
             ok = number.notna() & np.isfinite(number.fillna(0.0))
             parsed[column.name] = number

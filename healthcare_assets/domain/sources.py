@@ -12,6 +12,7 @@ STRING = "string"
 INT = "int"
 DOUBLE = "double"
 DATE = "date"
+MONEY = "money"  # exact decimal amounts: sums and averages do not depend on row order
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,8 @@ MEDICAL_CLAIMS = Source(
         Column("procedure_code", required=True, pattern=CPT_PATTERN, description="CPT/HCPCS"),
         Column("service_start_date", DATE, required=True),
         Column("service_end_date", DATE, required=True),
-        Column("claim_amount", DOUBLE, required=True, min_value=0.0, max_value=5_000_000.0),
-        Column("paid_amount", DOUBLE, min_value=0.0, max_value=5_000_000.0),
+        Column("claim_amount", MONEY, required=True, min_value=0.0, max_value=5_000_000.0),
+        Column("paid_amount", MONEY, min_value=0.0, max_value=5_000_000.0),
     ),
     not_after_receipt=("service_start_date", "service_end_date"),
     ordered_dates=(("service_start_date", "service_end_date"),),
@@ -132,7 +133,7 @@ PHARMACY_CLAIMS = Source(
         Column("quantity", DOUBLE, min_value=0.0, max_value=100_000.0),
         Column("prescriber_id"),
         Column("pharmacy_id"),
-        Column("rx_amount", DOUBLE, required=True, min_value=0.0, max_value=1_000_000.0),
+        Column("rx_amount", MONEY, required=True, min_value=0.0, max_value=1_000_000.0),
     ),
     not_after_receipt=("fill_date",),
     file_prefix="rx",

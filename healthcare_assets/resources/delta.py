@@ -12,7 +12,6 @@ differences are handled here:
   deployed tables by their Unity Catalog name and ``DESCRIBE HISTORY``.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date

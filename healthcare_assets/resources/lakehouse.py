@@ -5,7 +5,6 @@ Delta table, replaces only the run's daily partitions for partitioned assets,
 and reports row count, Delta version, location and column schema.
 """
 
-from __future__ import annotations
 
 from datetime import date, timedelta
 
@@ -32,11 +31,10 @@ class LakehouseResource(dg.ConfigurableResource):
         storage = self.storage()
         frame = storage.read(ref, start, end)
         metadata = {
-            **dg.TableMetadataSet(
-                row_count=frame.count(),
-                table_name=f"{ref.schema}.{ref.table}",
-                column_schema=table_schema(frame),
-            ),
+            # standard keys: the UI shows them as the table's row count, name and columns
+            "dagster/row_count": dg.MetadataValue.int(frame.count()),
+            "dagster/table_name": dg.MetadataValue.text(f"{ref.schema}.{ref.table}"),
+            "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(frame)),
             "delta_version": dg.MetadataValue.int(storage.version(ref)),
             "location": dg.MetadataValue.text(storage.uri(ref)),
         }

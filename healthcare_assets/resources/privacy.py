@@ -1,6 +1,5 @@
 """The pseudonymisation key, read from the environment at run time and never shown in config or logs."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -7,7 +7,6 @@
 * ``databricks``: the session of the cluster the step runs on.
 """
 
-from __future__ import annotations
 
 import atexit
 import glob

@@ -92,8 +92,9 @@ def parse_landing(spark: SparkSession, landing_root: str, source: Source, days: 
         for batch in batches:
             for text, file_name, ingest_day in zip(batch["value"], batch[SOURCE_FILE], batch[PARTITION_COLUMN]):
                 parsed = parse_landing_file(text, source, file_name, ingest_day)
-                parsed[PARTITION_COLUMN] = ingest_day
-                yield parsed[columns + [PARTITION_COLUMN]]
+                if len(parsed):  # a header-only file has no rows (and no column types to convert)
+                    parsed[PARTITION_COLUMN] = ingest_day
+                    yield parsed[columns + [PARTITION_COLUMN]]
 
     return files.mapInPandas(parse, _parsed_schema(source))
 

@@ -6,7 +6,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from healthcare_assets.domain.privacy import hmac_pads
-from healthcare_assets.domain.sources import DATE, DOUBLE, INT, Source
+from healthcare_assets.domain.sources import DATE, DOUBLE, INT, MONEY, Source
 
 
 def pseudonymise(column: Column | str, key: bytes) -> Column:
@@ -17,7 +17,7 @@ def pseudonymise(column: Column | str, key: bytes) -> Column:
     return F.sha2(F.concat(F.unhex(F.lit(pads.outer_hex)), inner), 256)
 
 
-_SPARK_TYPES = {INT: "int", DOUBLE: "double", DATE: "date"}
+_SPARK_TYPES = {INT: "int", DOUBLE: "double", MONEY: "decimal(12,2)", DATE: "date"}
 
 
 def typed(frame: DataFrame, source: Source) -> DataFrame:

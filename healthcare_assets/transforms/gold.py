@@ -63,7 +63,7 @@ def _history_features(claims: DataFrame, history: DataFrame) -> DataFrame:
     ).where(earlier & in_window)
     aggregated = pairs.groupBy("claim_id").agg(
         F.count("h_claim_id").alias("num_previous_claims"),
-        F.avg("h_claim_amount").alias("average_claim_amount"),
+        F.round(F.avg("h_claim_amount"), 2).alias("average_claim_amount"),
         F.max("h_service_start_date").alias("_last_service_date"),
     )
     with_history = claims.join(aggregated, "claim_id", "left")

@@ -1,0 +1,153 @@
+"""The whole graph on small generated data, in a real Dagster instance, on real Delta tables."""
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+
+from assets_tests.pipeline import Pipeline, check_results, materialized
+from healthcare_assets.domain.landing import reason_kind
+from healthcare_assets.domain.sources import SOURCES
+from healthcare_assets.domain.synthetic import member_roster
+from healthcare_assets.transforms.bronze import count_landing_lines
+
+D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)
+TABLES = [*(f"bronze/{s}" for s in SOURCES), "bronze/quarantine", *(f"silver/{s}" for s in SOURCES),
+          "silver/dim_members", "gold/claim_features", "gold/member_features"]
+
+
+def _read(pipeline: Pipeline, key: str) -> pd.DataFrame:
+    return DeltaTable(pipeline.table(*key.split("/"))).to_pandas()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    pipeline = Pipeline(tmp_path_factory.mktemp("lakehouse"))
+    pipeline.first_result = pipeline.run(D1, D3)
+    return pipeline
+
+
+def test_three_days_materialise_every_table_and_pass_every_error_gate(pipeline):
+    result = pipeline.first_result
+    assert result.success
+    assert set(TABLES) <= materialized(result)
+    failed_errors = [k for k, e in check_results(result).items() if not e.passed and e.severity.value == "ERROR"]
+    assert failed_errors == []
+    for key in TABLES:
+        assert len(DeltaTable(pipeline.table(*key.split("/"))).file_uris()) > 0, key
+
+
+def test_materialisations_report_rows_version_schema_and_partitions(pipeline):
+    events = {"/".join(e.asset_key.path): e for e in pipeline.first_result.get_asset_materialization_events()}
+    metadata = events["silver/medical_claims"].materialization.metadata
+    assert metadata["dagster/row_count"].value == len(_read(pipeline, "silver/medical_claims"))
+    assert metadata["delta_version"].value == DeltaTable(pipeline.table("silver", "medical_claims")).version()
+    assert "claim_id" in [c.name for c in metadata["dagster/column_schema"].schema.columns]
+    assert metadata["partitions"].value == "2026-01-01...2026-01-03"
+
+
+def test_every_landing_line_is_in_bronze_or_quarantine_with_the_injected_reason(pipeline):
+    root = Path(pipeline.settings.landing_root)
+    quarantine = _read(pipeline, "bronze/quarantine")
+    for name, source in SOURCES.items():
+        bronze = _read(pipeline, f"bronze/{name}")
+        for day in (D1, D2, D3):
+            manifest = json.loads((root / "_manifests" / f"{day}.json").read_text())
+            in_bronze = (bronze["ingest_date"] == day).sum()
+            quarantined = quarantine[(quarantine["source"] == name) & (quarantine["ingest_date"] == day)]
+            assert count_landing_lines(str(root), source, day) == manifest["rows"][name]
+            assert in_bronze + len(quarantined) == manifest["rows"][name], (name, day)
+            expected_kinds = {k: v for k, v in manifest["bad_rows"][name].items() if v}
+            assert quarantined["reason"].map(reason_kind).value_counts().to_dict() == expected_kinds, (name, day)
+    assert quarantine["_raw_record"].str.len().min() >= 0
+    assert quarantine["reason"].notna().all()
+
+
+def test_silver_and_gold_carry_no_direct_identifiers(pipeline):
+    roster = member_roster(pipeline.defs.resolve_assets_def(["landing", "medical_claims"]).op.config_schema
+                           and _synthetic_config(pipeline))
+    identifiers = set(roster["member_id"]) | set(roster["last_name"]) | set(roster["street_address"])
+    for key in TABLES:
+        if key.startswith("bronze"):
+            continue
+        frame = _read(pipeline, key)
+        assert not {"member_id", "first_name", "last_name", "date_of_birth", "patient_dob", "street_address"} & set(
+            frame.columns
+        ), key
+        values = set(frame.select_dtypes(include="object").astype(str).to_numpy().ravel())
+        assert not values & identifiers, key
+
+
+def _synthetic_config(pipeline):
+    from healthcare_assets.assets.landing import SyntheticDataConfig
+
+    return SyntheticDataConfig(**pipeline.synthetic).to_domain()
+
+
+def test_silver_deduplicates_the_duplicate_lines_bronze_kept(pipeline):
+    root = Path(pipeline.settings.landing_root)
+    duplicates = sum(json.loads((root / "_manifests" / f"{d}.json").read_text())["duplicate_rows"]["medical_claims"]
+                     for d in (D1, D2, D3))
+    bronze, silver = _read(pipeline, "bronze/medical_claims"), _read(pipeline, "silver/medical_claims")
+    assert duplicates > 0
+    assert len(bronze) - bronze["claim_id"].nunique() == duplicates
+    assert len(silver) == bronze["claim_id"].nunique() == silver["claim_id"].nunique()
+
+
+def test_gold_claim_features_cover_every_silver_claim(pipeline):
+    silver, gold = _read(pipeline, "silver/medical_claims"), _read(pipeline, "gold/claim_features")
+    assert sorted(silver["claim_id"]) == sorted(gold["claim_id"])
+    first_claims = gold[gold["num_previous_claims"] == 0]
+    assert first_claims["average_claim_amount"].isna().all()
+    assert (gold.loc[gold["num_previous_claims"] > 0, "average_claim_amount"] > 0).all()
+
+
+def test_dim_members_has_one_current_record_per_enrolled_member(pipeline):
+    dim = _read(pipeline, "silver/dim_members")
+    current = dim[dim["is_current_record"]]
+    assert current["member_key"].is_unique
+    assert set(current["member_key"]) == set(dim["member_key"])
+    features = _read(pipeline, "gold/member_features")
+    assert set(features["member_key"]) == set(current["member_key"])
+
+
+def test_rerunning_a_day_leaves_identical_tables(pipeline):
+    before = {key: _read(pipeline, key) for key in TABLES}
+    result = pipeline.run(D2)
+    assert result.success
+    for key in TABLES:
+        after = _read(pipeline, key)
+        assert len(after) == len(before[key]), key
+        if key != "bronze/quarantine" and "_ingested_at" not in after.columns:
+            columns = sorted(after.columns)
+            pd.testing.assert_frame_equal(
+                _canonical(after[columns]), _canonical(before[key][columns]), check_dtype=False, obj=key
+            )
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.astype(str)
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def test_a_redelivered_claim_backfilled_out_of_order_blocks_gold(tmp_path):
+    pipeline = Pipeline(tmp_path)
+    landing_only = [k for k in pipeline.defs.resolve_all_asset_keys() if k.path[0] == "landing"]
+    assert pipeline.run(D1, D2, selection=landing_only).success
+    day1 = Path(pipeline.settings.landing_root, "medical_claims", D1.isoformat())
+    day2 = Path(pipeline.settings.landing_root, "medical_claims", D2.isoformat())
+    redelivered = (next(day1.glob("*.csv")).read_text().splitlines())
+    (day2 / "redelivered.csv").write_text("\n".join(redelivered[:2]) + "\n")
+
+    without_landing = [k for k in pipeline.defs.resolve_all_asset_keys()
+                       if k.path[0] != "landing" and k.path[1] != "member_features"]
+    assert pipeline.run(D2, selection=without_landing).success
+    result = pipeline.run(D1, selection=without_landing)
+    checks = check_results(result)
+    assert not result.success
+    assert not checks[("silver/medical_claims", "primary_key_unique")].passed
+    assert checks[("silver/medical_claims", "primary_key_unique")].metadata["duplicate_keys"].value == 1
+    assert "gold/claim_features" not in materialized(result)
