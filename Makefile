@@ -26,7 +26,9 @@ $(DAGSTER_HOME)/dagster.yaml:
 
 # Materialise the whole graph for the demo window on the embedded local engine.
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m healthcare_assets.cli materialize-all --start $(DEMO_START) --end $(DEMO_END)
+	$(BIN)/dagster asset materialize -m healthcare_assets.definitions --select '*' \
+		--partition-range $(DEMO_START)...$(DEMO_END)
+	$(BIN)/python -m healthcare_assets.report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -30,10 +30,10 @@ def test_a_valid_line_keeps_its_values_as_received():
     "line, expected",
     [
         (GOOD.replace("CLM1", "", 1), "missing_key: claim_id is empty"),
-        (GOOD.replace("120.50", "N/A"), "wrong_type: claim_amount is not a valid double"),
+        (GOOD.replace("120.50", "N/A"), "wrong_type: claim_amount is not a valid amount"),
         (GOOD.replace("2026-01-05,2026-01-05", "2026-02-30,2026-02-30"), "wrong_type: service_start_date"),
         (GOOD.replace("2026-01-05,2026-01-05", "20260105,20260105"), "wrong_type: service_start_date"),
-        (GOOD.replace(",12,", ",12.5,"), "wrong_type: provider_experience_years"),
+        (GOOD.replace(",12,", ",12.5,"), "wrong_type: provider_experience_years is not a valid integer"),
         (GOOD.replace("120.50", "-3"), "out_of_range: claim_amount below 0"),
         (GOOD.replace("120.50", "1e12"), "out_of_range: claim_amount above"),
         (GOOD.replace("cardiology", "astrology"), "unknown_code: provider_specialty"),

@@ -25,6 +25,7 @@ from healthcare_assets.domain.sources import (
     INT,
     MEDICAL_CLAIMS,
     MEMBER_ELIGIBILITY,
+    MONEY,
     PHARMACY_CLAIMS,
     SOURCES,
     Column,
@@ -71,8 +72,12 @@ MINOR_DIAGNOSES = {"J06.9", "R51.9", "J02.9", "Z00.00", "Z00.129"}
 
 # --------------------------------------------------------------------------- an independent validator
 
-_INT_TEXT = re.compile(r"-?[0-9]+")
-_NUMBER_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+# money is exact to the cent
+_NUMBER_TEXT = {
+    INT: re.compile(r"-?[0-9]+"),
+    DOUBLE: re.compile(r"-?[0-9]+(\.[0-9]+)?"),
+    MONEY: re.compile(r"-?[0-9]+(\.[0-9]{1,2})?"),
+}
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -103,13 +108,14 @@ def _typed(column: Column, raw: object, from_json: bool) -> tuple[bool, object]:
             return True, date.fromisoformat(raw)
         except ValueError:
             return False, None
-    if column.dtype in (INT, DOUBLE):
+    if column.dtype in (INT, DOUBLE, MONEY):
         if from_json:
             numeric_types = (int,) if column.dtype == INT else (int, float)
             valid = isinstance(raw, numeric_types) and not isinstance(raw, bool)
-            return valid, raw
-        text_pattern = _INT_TEXT if column.dtype == INT else _NUMBER_TEXT
-        return (True, float(raw)) if text_pattern.fullmatch(raw) else (False, None)
+            raw = str(raw) if valid else "not a number"
+        if not _NUMBER_TEXT[column.dtype].fullmatch(raw):
+            return False, None
+        return True, float(raw)
     return isinstance(raw, str), raw
 
 
@@ -526,16 +532,15 @@ def test_bad_records_match_the_manifest(offset: int) -> None:
 
 def test_bad_record_rate_is_respected_and_mixes_kinds() -> None:
     config = replace(SMALL, bad_record_rate=0.05)
-    rows = bad = duplicates = 0
+    rows = duplicates = 0
     kinds: Counter[str] = Counter()
     for offset in range(1, 6):
         manifest = generate_day(config, ROSTER_DATE + timedelta(days=offset)).manifest
-        rows += manifest.rows["medical_claims"] + manifest.rows["pharmacy_claims"]
         for name in ("medical_claims", "pharmacy_claims"):
+            rows += manifest.rows[name]
             kinds.update(manifest.bad_rows[name])
             duplicates += manifest.duplicate_rows[name]
-    bad = sum(kinds.values())
-    assert bad / rows == pytest.approx(0.05, abs=0.015)
+    assert sum(kinds.values()) / rows == pytest.approx(0.05, abs=0.015)
     assert duplicates / rows == pytest.approx(0.01, abs=0.006)
     assert set(+kinds) == set(BAD_RECORD_KINDS)
 

@@ -33,6 +33,7 @@ UNKNOWN_CODE = "unknown_code"
 FUTURE_DATE = "future_date"
 MISSING_COLUMNS = "missing_columns"
 
+_TYPE_NAMES = {INT: "integer", DOUBLE: "number", MONEY: "amount", DATE: "yyyy-mm-dd date"}
 _INT_RE = re.compile(r"^-?[0-9]+$")
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
@@ -140,7 +141,7 @@ def _validate(frame: pd.DataFrame, source: Source, ingest_date: date, reasons: p
             parsed[column.name] = as_date
         else:
             continue
-        reasons = _first_reason(reasons, present & ~ok, f"{WRONG_TYPE}: {column.name} is not a valid {column.dtype}")
+        reasons = _first_reason(reasons, present & ~ok, f"{WRONG_TYPE}: {column.name} is not a valid {_TYPE_NAMES[column.dtype]}")
     for column in source.columns:
         number = parsed.get(column.name)
         if number is None or column.dtype == DATE:
