@@ -11,9 +11,9 @@ DATA_ENGINEERING = ["team:data-engineering"]
 
 def run_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[date]:
     """The days of the partitions the run targets (one for a daily run, many for a backfill range)."""
-    window = context.partition_time_window
-    start, end = window.start.date(), window.end.date()
-    return [start + timedelta(days=offset) for offset in range((end - start).days)]
+    keys = context.partition_key_range  # daily partition keys are yyyy-mm-dd
+    start, end = date.fromisoformat(keys.start), date.fromisoformat(keys.end)
+    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
 
 
 def run_days_if_partitioned(context: dg.AssetCheckExecutionContext) -> list[date] | None:

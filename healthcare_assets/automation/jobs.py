@@ -13,8 +13,16 @@ daily_pipeline_job = dg.define_asset_job(
     description="Ingests one day's feeds into bronze, silver and gold, with every data-quality gate.",
 )
 
+# Re-evaluates every data-quality gate for a day (or a range) without rematerialising anything.
+data_quality_checks_job = dg.define_asset_job(
+    name="data_quality_checks",
+    selection=dg.AssetSelection.all_asset_checks(),
+    partitions_def=daily_partitions,
+    description="Runs every asset check against the stored tables for the chosen day(s).",
+)
+
 # 02:00 every day, for the day that just ended.
 daily_pipeline_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline_job, hour_of_day=2)
 
-jobs = [daily_pipeline_job]
+jobs = [daily_pipeline_job, data_quality_checks_job]
 schedules = [daily_pipeline_schedule]

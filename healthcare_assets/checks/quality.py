@@ -154,17 +154,16 @@ def _freshness_check(name: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=BRONZE_KEYS[name],
         name="caught_up_with_landing",
-        description="The newest ingested day is not older than the newest day that has landed.",
+        description="Every day that has landed has been ingested (the newest ingested day is the newest landed day).",
     )
-    def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-        landed_days = sorted(p.name for p in (Path(lakehouse.landing_root) / name).glob("????-??-??") if p.is_dir())
-        newest_landed = date.fromisoformat(landed_days[-1]) if landed_days else None
-        newest_ingested = lakehouse.storage().read(TableRef("bronze", name)).agg(F.max(PARTITION_COLUMN)).first()[0]
-        behind = (
-            (newest_landed - newest_ingested).days
-            if newest_landed and newest_ingested and newest_landed > newest_ingested
-            else 0
-        )
+    def _check(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        landed = sorted(p.name for p in (Path(lakehouse.landing_root) / name).glob("????-??-??") if p.is_dir())
+        # partitions recorded by Dagster: a day whose feed was empty still counts as ingested
+        ingested = sorted(context.instance.get_materialized_partitions(BRONZE_KEYS[name]))
+        newest_landed = date.fromisoformat(landed[-1]) if landed else None
+        newest_ingested = date.fromisoformat(ingested[-1]) if ingested else None
+        behind = (newest_landed - newest_ingested).days if newest_landed and newest_ingested else 0
+        behind = len(landed) if newest_ingested is None else max(behind, 0)
         return dg.AssetCheckResult(
             passed=behind == 0,
             severity=dg.AssetCheckSeverity.WARN,
