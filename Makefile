@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # The demo window `make run` materialises (daily partitions; the roster arrives on the first day).
 DEMO_START ?= 2026-01-01
 DEMO_END ?= 2026-01-14
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 .PHONY: install run test ui validate lint lock clean
 
@@ -30,7 +30,7 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 		--partition-range $(DEMO_START)...$(DEMO_END)
 	$(BIN)/python -m healthcare_assets.report
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
@@ -41,6 +41,7 @@ validate: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check healthcare_assets assets_tests
+	$(BIN)/ruff format --check healthcare_assets assets_tests
 
 clean:
 	rm -rf .lakehouse .dagster_home

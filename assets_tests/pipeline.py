@@ -12,8 +12,14 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 # Small enough for seconds per run, large enough for every fraud pattern and bad-record kind.
-SMALL_DATA = {"num_members": 300, "num_providers": 40, "claims_per_day": 80, "rx_claims_per_day": 40,
-              "immunizations_per_day": 10, "bad_record_rate": 0.05}
+SMALL_DATA = {
+    "num_members": 300,
+    "num_providers": 40,
+    "claims_per_day": 80,
+    "rx_claims_per_day": 40,
+    "immunizations_per_day": 10,
+    "bad_record_rate": 0.05,
+}
 
 
 class Pipeline:
@@ -42,10 +48,7 @@ class Pipeline:
 
 def check_results(result) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
     """(asset path, check name) -> evaluation, for every check the run evaluated."""
-    return {
-        ("/".join(e.asset_key.path), e.check_name): e
-        for e in result.get_asset_check_evaluations()
-    }
+    return {("/".join(e.asset_key.path), e.check_name): e for e in result.get_asset_check_evaluations()}
 
 
 def materialized(result) -> set[str]:

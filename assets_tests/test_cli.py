@@ -51,7 +51,8 @@ def test_materialize_one_partition_then_report(cli_env, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     bronze = DeltaTable(str(tmp_path / "lakehouse" / "bronze" / "medical_claims")).to_pandas()
     assert len(bronze) > 0 and set(bronze["ingest_date"].astype(str)) == {"2026-01-01"}
-    report = subprocess.run([sys.executable, "-m", "healthcare_assets.report"], env=cli_env, capture_output=True,
-                            text=True, timeout=120)
+    report = subprocess.run(
+        [sys.executable, "-m", "healthcare_assets.report"], env=cli_env, capture_output=True, text=True, timeout=120
+    )
     assert report.returncode == 0
     assert "bronze.medical_claims" in report.stdout

@@ -51,10 +51,18 @@ def test_overwrite_replaces_table_and_schema(spark, storage):
 
 
 def test_merge_updates_matches_and_inserts_new_rows(spark, storage):
-    storage.merge(REF, _rows(spark, [(1, "a", D1), (2, "b", D1)]), "MERGE INTO {target} USING {source} ON t.id = s.id "
-                  "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *")
-    storage.merge(REF, _rows(spark, [(2, "B", D2), (3, "c", D2)]), "MERGE INTO {target} USING {source} ON t.id = s.id "
-                  "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *")
+    storage.merge(
+        REF,
+        _rows(spark, [(1, "a", D1), (2, "b", D1)]),
+        "MERGE INTO {target} USING {source} ON t.id = s.id "
+        "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *",
+    )
+    storage.merge(
+        REF,
+        _rows(spark, [(2, "B", D2), (3, "c", D2)]),
+        "MERGE INTO {target} USING {source} ON t.id = s.id "
+        "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *",
+    )
     assert _content(storage) == [(1, "a", D1), (2, "B", D2), (3, "c", D2)]
     operations = [entry["operation"] for entry in storage.history(REF)]
     assert operations[0] == "MERGE"

@@ -15,22 +15,35 @@ D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)
 
 
 def _record(member, kind, start, received, region="Central", plan="MCD-TANF", end=None, line=2):
-    return (member, kind, start, end, "F", 1980, region, plan, "addr-1", 28.0, "N", f"eligibility_{received}.csv",
-            line, received)
+    return (
+        member,
+        kind,
+        start,
+        end,
+        "F",
+        1980,
+        region,
+        plan,
+        "addr-1",
+        28.0,
+        "N",
+        f"eligibility_{received}.csv",
+        line,
+        received,
+    )
 
 
 def _apply(spark, storage, records):
     storage.merge(DIM, silver.dim_members(spark.createDataFrame(records, COLUMNS)), silver.DIM_MEMBERS_MERGE)
-    return {
-        (r["member_key"], r["version"]): r
-        for r in storage.read(DIM).collect()
-    }
+    return {(r["member_key"], r["version"]): r for r in storage.read(DIM).collect()}
 
 
 DAY1 = [_record("m1", "ADD", date(2025, 6, 1), D1), _record("m2", "ADD", date(2025, 7, 1), D1, line=3)]
 DAY2 = [_record("m1", "CHANGE", D2, D2, region="Northeast")]
-DAY3 = [_record("m1", "CHANGE", D3, D3, region="Northeast", plan="MCD-EXP"),
-        _record("m2", "TERM", date(2025, 7, 1), D3, end=D3, line=3)]
+DAY3 = [
+    _record("m1", "CHANGE", D3, D3, region="Northeast", plan="MCD-EXP"),
+    _record("m2", "TERM", date(2025, 7, 1), D3, end=D3, line=3),
+]
 
 
 def test_first_day_creates_one_current_version_per_member(spark, storage):

@@ -69,8 +69,14 @@ def test_header_missing_a_required_column_quarantines_every_line():
 
 def test_columns_may_come_in_any_order_and_extra_columns_are_ignored():
     columns = list(reversed(IMMUNIZATIONS.column_names)) + ["lot_number"]
-    values = {"immunization_id": "IMM1", "member_id": "MCD1", "vaccine_code": "FLU",
-              "administered_date": "2026-01-02", "provider_id": "PRV9", "lot_number": "L-77"}
+    values = {
+        "immunization_id": "IMM1",
+        "member_id": "MCD1",
+        "vaccine_code": "FLU",
+        "administered_date": "2026-01-02",
+        "provider_id": "PRV9",
+        "lot_number": "L-77",
+    }
     text = ",".join(columns) + "\n" + ",".join(values[c] for c in columns) + "\n"
     frame = parse_landing_file(text, IMMUNIZATIONS, "imm.csv", RECEIVED)
     assert frame.iloc[0][REASON] is None
@@ -89,8 +95,16 @@ def test_windows_line_endings_are_accepted():
 
 
 def test_json_lines_parse_numbers_and_flag_broken_objects():
-    good = {"rx_claim_id": "RX1", "member_id": "MCD1", "fill_date": "2026-01-03", "ndc_code": "12345-6789-01",
-            "drug_class": "statin", "days_supply": 30, "quantity": 30.0, "rx_amount": 12.5}
+    good = {
+        "rx_claim_id": "RX1",
+        "member_id": "MCD1",
+        "fill_date": "2026-01-03",
+        "ndc_code": "12345-6789-01",
+        "drug_class": "statin",
+        "days_supply": 30,
+        "quantity": 30.0,
+        "rx_amount": 12.5,
+    }
     lines = [json.dumps(good), '{"rx_claim_id": "RX2", "member_id"', "[1, 2]", json.dumps({**good, "days_supply": 0})]
     frame = parse_landing_file("\n".join(lines) + "\n", PHARMACY_CLAIMS, "rx.jsonl", RECEIVED)
     assert frame.iloc[0][REASON] is None and frame.iloc[0]["days_supply"] == "30"

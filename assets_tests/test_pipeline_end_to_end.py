@@ -15,8 +15,14 @@ from healthcare_assets.domain.synthetic import member_roster
 from healthcare_assets.transforms.bronze import count_landing_lines
 
 D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)
-TABLES = [*(f"bronze/{s}" for s in SOURCES), "bronze/quarantine", *(f"silver/{s}" for s in SOURCES),
-          "silver/dim_members", "gold/claim_features", "gold/member_features"]
+TABLES = [
+    *(f"bronze/{s}" for s in SOURCES),
+    "bronze/quarantine",
+    *(f"silver/{s}" for s in SOURCES),
+    "silver/dim_members",
+    "gold/claim_features",
+    "gold/member_features",
+]
 
 
 def _read(pipeline: Pipeline, key: str) -> pd.DataFrame:
@@ -67,8 +73,9 @@ def test_every_landing_line_is_in_bronze_or_quarantine_with_the_injected_reason(
 
 
 def test_silver_and_gold_carry_no_direct_identifiers(pipeline):
-    roster = member_roster(pipeline.defs.resolve_assets_def(["landing", "medical_claims"]).op.config_schema
-                           and _synthetic_config(pipeline))
+    roster = member_roster(
+        pipeline.defs.resolve_assets_def(["landing", "medical_claims"]).op.config_schema and _synthetic_config(pipeline)
+    )
     identifiers = set(roster["member_id"]) | set(roster["last_name"]) | set(roster["street_address"])
     for key in TABLES:
         if key.startswith("bronze"):
@@ -89,8 +96,10 @@ def _synthetic_config(pipeline):
 
 def test_silver_deduplicates_the_duplicate_lines_bronze_kept(pipeline):
     root = Path(pipeline.settings.landing_root)
-    duplicates = sum(json.loads((root / "_manifests" / f"{d}.json").read_text())["duplicate_rows"]["medical_claims"]
-                     for d in (D1, D2, D3))
+    duplicates = sum(
+        json.loads((root / "_manifests" / f"{d}.json").read_text())["duplicate_rows"]["medical_claims"]
+        for d in (D1, D2, D3)
+    )
     bronze, silver = _read(pipeline, "bronze/medical_claims"), _read(pipeline, "silver/medical_claims")
     assert duplicates > 0
     assert len(bronze) - bronze["claim_id"].nunique() == duplicates
@@ -139,11 +148,12 @@ def test_a_redelivered_claim_backfilled_out_of_order_blocks_gold(tmp_path):
     assert pipeline.run(D1, D2, selection=landing_only).success
     day1 = Path(pipeline.settings.landing_root, "medical_claims", D1.isoformat())
     day2 = Path(pipeline.settings.landing_root, "medical_claims", D2.isoformat())
-    redelivered = (next(day1.glob("*.csv")).read_text().splitlines())
+    redelivered = next(day1.glob("*.csv")).read_text().splitlines()
     (day2 / "redelivered.csv").write_text("\n".join(redelivered[:2]) + "\n")
 
-    without_landing = [k for k in pipeline.defs.resolve_all_asset_keys()
-                       if k.path[0] != "landing" and k.path[1] != "member_features"]
+    without_landing = [
+        k for k in pipeline.defs.resolve_all_asset_keys() if k.path[0] != "landing" and k.path[1] != "member_features"
+    ]
     assert pipeline.run(D2, selection=without_landing).success
     result = pipeline.run(D1, selection=without_landing)
     checks = check_results(result)

@@ -1,6 +1,5 @@
 """The embedded engine: one Sail Spark Connect server per process on a loopback port, stopped cleanly."""
 
-import socket
 import subprocess
 import sys
 import textwrap

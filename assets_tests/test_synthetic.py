@@ -33,6 +33,7 @@ from healthcare_assets.domain.sources import (
 )
 from healthcare_assets.domain.synthetic import (
     BAD_RECORD_KINDS,
+    LAB_COMPONENTS,
     DayData,
     DayManifest,
     SyntheticConfig,
@@ -53,20 +54,6 @@ SMALL = SyntheticConfig(
 )
 # enough claims per day for every fraud pattern to show up several times
 BUSY = replace(SMALL, num_members=1_500, claims_per_day=4_000, fraud_rate=0.05)
-LAB_COMPONENTS = {
-    "82947",
-    "84132",
-    "82565",
-    "84295",
-    "85025",
-    "81001",
-    "82040",
-    "82310",
-    "82374",
-    "84450",
-    "84460",
-    "84520",
-}
 MINOR_DIAGNOSES = {"J06.9", "R51.9", "J02.9", "Z00.00", "Z00.129"}
 
 

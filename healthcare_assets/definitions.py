@@ -1,6 +1,5 @@
 """The code location: every asset, check, job and schedule, with the active environment's resources."""
 
-
 import dagster as dg
 
 from healthcare_assets.assets import bronze, gold, landing, silver

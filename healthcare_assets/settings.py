@@ -77,5 +77,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         landing = environ.get("LANDING_ROOT", f"/Volumes/healthcare_{environment}/landing/feeds")
         catalog = environ.get("HEALTHCARE_CATALOG", f"healthcare_{environment}")
         pseudonymisation_key(environment, environ=environ)  # fail at load time, not in the middle of a run
-    return Settings(environment=environment, spark_engine=engine, lakehouse_root=root, landing_root=landing,
-                    catalog=catalog)
+    return Settings(
+        environment=environment, spark_engine=engine, lakehouse_root=root, landing_root=landing, catalog=catalog
+    )

@@ -1,6 +1,5 @@
 """Bronze: every landing line either as received (with ingest metadata) or quarantined with its reason."""
 
-
 import dagster as dg
 from pyspark.sql import functions as F
 
@@ -43,6 +42,11 @@ _OUTS = {
     name="bronze_ingestion",
     outs=_OUTS,
     deps=list(LANDING_KEYS.values()),
+    # each bronze table comes from its own feed; the quarantine from all of them
+    internal_asset_deps={
+        **{name: {LANDING_KEYS[name]} for name in SOURCES},
+        "quarantine": set(LANDING_KEYS.values()),
+    },
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
 )

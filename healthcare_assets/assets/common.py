@@ -1,6 +1,5 @@
 """Small helpers shared by the asset modules."""
 
-
 from datetime import date, timedelta
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """Gold: the feature tables the fraud and risk models train and score on."""
 
-
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F

@@ -1,6 +1,5 @@
 """Landing zone: the daily feed files. Locally a seeded generator writes them."""
 
-
 from collections import Counter
 from datetime import date
 

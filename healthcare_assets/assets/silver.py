@@ -1,6 +1,5 @@
 """Silver: typed, deduplicated, pseudonymised tables and the SCD2 member dimension."""
 
-
 from collections.abc import Callable
 from datetime import date
 
@@ -49,8 +48,12 @@ def _silver_asset(name: str) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=single_run_backfill,
     )
-    def _asset(context: dg.AssetExecutionContext, bronze_table: DataFrame, lakehouse: LakehouseResource,
-               privacy: PrivacyResource) -> DataFrame:
+    def _asset(
+        context: dg.AssetExecutionContext,
+        bronze_table: DataFrame,
+        lakehouse: LakehouseResource,
+        privacy: PrivacyResource,
+    ) -> DataFrame:
         start, _ = run_day_range(context)
         cleaned = _TRANSFORMS[name](bronze_table, privacy.key())
         return _first_deliveries(cleaned, lakehouse, name, start)

@@ -1,6 +1,5 @@
 """Jobs and schedules of the daily pipeline."""
 
-
 import dagster as dg
 
 from healthcare_assets.partitions import daily_partitions

@@ -4,7 +4,6 @@ ERROR checks are blocking: when one fails, nothing downstream of that table
 runs in the same run. Freshness and quarantine rate are warnings.
 """
 
-
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -47,36 +46,61 @@ def _amount_rules(*columns: str) -> dict[str, str]:
 
 
 TABLE_RULES = [
-    TableRules(SILVER_KEYS["medical_claims"], silver_key(SOURCES["medical_claims"]), {
-        **_amount_rules("claim_amount"),
-        "paid_not_above_billed": "paid_amount IS NULL OR paid_amount <= claim_amount",
-        "service_not_after_receipt": f"service_end_date <= {PARTITION_COLUMN}",
-        "service_dates_ordered": "service_start_date <= service_end_date",
-    }),
-    TableRules(SILVER_KEYS["pharmacy_claims"], silver_key(SOURCES["pharmacy_claims"]), {
-        **_amount_rules("rx_amount"),
-        "days_supply_positive": "days_supply > 0",
-        "fill_not_after_receipt": f"fill_date <= {PARTITION_COLUMN}",
-    }),
-    TableRules(SILVER_KEYS["member_eligibility"], silver_key(SOURCES["member_eligibility"]), {
-        "birth_year_plausible": "birth_year BETWEEN 1900 AND year(ingest_date)",
-        "bmi_plausible": "bmi IS NULL OR bmi BETWEEN 10 AND 80",
-    }),
-    TableRules(SILVER_KEYS["immunizations"], silver_key(SOURCES["immunizations"]), {
-        "administered_not_after_receipt": f"administered_date <= {PARTITION_COLUMN}",
-    }),
+    TableRules(
+        SILVER_KEYS["medical_claims"],
+        silver_key(SOURCES["medical_claims"]),
+        {
+            **_amount_rules("claim_amount"),
+            "paid_not_above_billed": "paid_amount IS NULL OR paid_amount <= claim_amount",
+            "service_not_after_receipt": f"service_end_date <= {PARTITION_COLUMN}",
+            "service_dates_ordered": "service_start_date <= service_end_date",
+        },
+    ),
+    TableRules(
+        SILVER_KEYS["pharmacy_claims"],
+        silver_key(SOURCES["pharmacy_claims"]),
+        {
+            **_amount_rules("rx_amount"),
+            "days_supply_positive": "days_supply > 0",
+            "fill_not_after_receipt": f"fill_date <= {PARTITION_COLUMN}",
+        },
+    ),
+    TableRules(
+        SILVER_KEYS["member_eligibility"],
+        silver_key(SOURCES["member_eligibility"]),
+        {
+            "birth_year_plausible": "birth_year BETWEEN 1900 AND year(ingest_date)",
+            "bmi_plausible": "bmi IS NULL OR bmi BETWEEN 10 AND 80",
+        },
+    ),
+    TableRules(
+        SILVER_KEYS["immunizations"],
+        silver_key(SOURCES["immunizations"]),
+        {
+            "administered_not_after_receipt": f"administered_date <= {PARTITION_COLUMN}",
+        },
+    ),
     TableRules(DIM_MEMBERS_KEY, ("member_key", "version")),
-    TableRules(CLAIM_FEATURES_KEY, ("claim_id",), {
-        **_amount_rules("claim_amount", "num_previous_claims", "claim_duration_days"),
-        "patient_age_plausible": "patient_age IS NULL OR patient_age BETWEEN 0 AND 120",
-    }, warnings={
-        # a claim whose member's enrolment record has not loaded (e.g. it is in quarantine)
-        "member_enrolled": "patient_gender IS NOT NULL AND geographic_region IS NOT NULL",
-    }),
-    TableRules(MEMBER_FEATURES_KEY, ("member_key",), {
-        **_amount_rules("total_cost", "num_claims", "num_rx_fills"),
-        "age_plausible": "age BETWEEN 0 AND 120",
-    }),
+    TableRules(
+        CLAIM_FEATURES_KEY,
+        ("claim_id",),
+        {
+            **_amount_rules("claim_amount", "num_previous_claims", "claim_duration_days"),
+            "patient_age_plausible": "patient_age IS NULL OR patient_age BETWEEN 0 AND 120",
+        },
+        warnings={
+            # a claim whose member's enrolment record has not loaded (e.g. it is in quarantine)
+            "member_enrolled": "patient_gender IS NOT NULL AND geographic_region IS NOT NULL",
+        },
+    ),
+    TableRules(
+        MEMBER_FEATURES_KEY,
+        ("member_key",),
+        {
+            **_amount_rules("total_cost", "num_claims", "num_rx_fills"),
+            "age_plausible": "age BETWEEN 0 AND 120",
+        },
+    ),
 ]
 
 
@@ -133,13 +157,19 @@ def _reconciliation_check(name: str) -> dg.AssetChecksDefinition:
         days = run_days_if_partitioned(context) or _stored_days(storage, TableRef("bronze", name))
         bronze_counts = storage.count_by_day(TableRef("bronze", name), days[0], days[-1])
         quarantine = storage.read(QUARANTINE_KEY_REF, days[0], days[-1]).where(F.col("source") == name)
-        quarantine_counts = {row[PARTITION_COLUMN]: row["count"] for row in quarantine.groupBy(PARTITION_COLUMN).count().collect()}
+        quarantine_counts = {
+            row[PARTITION_COLUMN]: row["count"] for row in quarantine.groupBy(PARTITION_COLUMN).count().collect()
+        }
         per_day = {}
         for day in days:
             landed = count_landing_lines(lakehouse.landing_root, source, day)
             stored = bronze_counts.get(day, 0) + quarantine_counts.get(day, 0)
-            per_day[day.isoformat()] = {"landing": landed, "bronze": bronze_counts.get(day, 0),
-                                        "quarantine": quarantine_counts.get(day, 0), "difference": landed - stored}
+            per_day[day.isoformat()] = {
+                "landing": landed,
+                "bronze": bronze_counts.get(day, 0),
+                "quarantine": quarantine_counts.get(day, 0),
+                "difference": landed - stored,
+            }
         lost = sum(abs(d["difference"]) for d in per_day.values())
         return dg.AssetCheckResult(
             passed=lost == 0,

@@ -78,7 +78,7 @@ def _parse_csv(lines: list[str], source: Source) -> tuple[list[dict | None], lis
             rows.append(None)
             errors.append(f"{MALFORMED}: expected {len(header)} fields, found {len(fields)}")
             continue
-        rows.append(dict(zip(header, fields)))
+        rows.append(dict(zip(header, fields, strict=True)))
         errors.append(None)
     return rows, errors, file_error
 
@@ -135,21 +135,28 @@ def _validate(frame: pd.DataFrame, source: Source, ingest_date: date, reasons: p
             ok = number.notna() & np.isfinite(number.fillna(0.0))
             parsed[column.name] = number
         elif column.dtype == DATE:
-            as_date = pd.to_datetime(text.where(text.str.match(_DATE_RE).fillna(False).astype(bool)),
-                                     format="%Y-%m-%d", errors="coerce")
+            as_date = pd.to_datetime(
+                text.where(text.str.match(_DATE_RE).fillna(False).astype(bool)), format="%Y-%m-%d", errors="coerce"
+            )
             ok = as_date.notna()
             parsed[column.name] = as_date
         else:
             continue
-        reasons = _first_reason(reasons, present & ~ok, f"{WRONG_TYPE}: {column.name} is not a valid {_TYPE_NAMES[column.dtype]}")
+        reasons = _first_reason(
+            reasons, present & ~ok, f"{WRONG_TYPE}: {column.name} is not a valid {_TYPE_NAMES[column.dtype]}"
+        )
     for column in source.columns:
         number = parsed.get(column.name)
         if number is None or column.dtype == DATE:
             continue
         if column.min_value is not None:
-            reasons = _first_reason(reasons, number < column.min_value, f"{OUT_OF_RANGE}: {column.name} below {column.min_value:g}")
+            reasons = _first_reason(
+                reasons, number < column.min_value, f"{OUT_OF_RANGE}: {column.name} below {column.min_value:g}"
+            )
         if column.max_value is not None:
-            reasons = _first_reason(reasons, number > column.max_value, f"{OUT_OF_RANGE}: {column.name} above {column.max_value:g}")
+            reasons = _first_reason(
+                reasons, number > column.max_value, f"{OUT_OF_RANGE}: {column.name} above {column.max_value:g}"
+            )
     for column in source.columns:
         text = values[column.name]
         if column.allowed is not None:
@@ -176,8 +183,10 @@ def parse_landing_file(text: str, source: Source, file_name: str, ingest_date: d
         rows, errors, file_error = _parse_jsonl(lines)
         first_data_line = 1
     records = [row or {} for row in rows]
-    frame = pd.DataFrame.from_records(records, columns=source.column_names) if records else pd.DataFrame(
-        columns=source.column_names
+    frame = (
+        pd.DataFrame.from_records(records, columns=source.column_names)
+        if records
+        else pd.DataFrame(columns=source.column_names)
     )
     frame = frame.astype(object)
     for name in source.column_names:

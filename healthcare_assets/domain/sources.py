@@ -143,9 +143,7 @@ MEMBER_ELIGIBILITY = Source(
     name="member_eligibility",
     file_format="csv",
     key=("member_id", "maintenance_type", "eligibility_start_date"),
-    description=(
-        "Enrollment (834-style): the full roster on the first day, then daily ADD/CHANGE/TERM records."
-    ),
+    description=("Enrollment (834-style): the full roster on the first day, then daily ADD/CHANGE/TERM records."),
     columns=(
         Column("member_id", required=True, phi=True),
         Column("first_name", phi=True),
@@ -184,9 +182,7 @@ IMMUNIZATIONS = Source(
     file_prefix="immunizations",
 )
 
-SOURCES: dict[str, Source] = {
-    s.name: s for s in (MEDICAL_CLAIMS, PHARMACY_CLAIMS, MEMBER_ELIGIBILITY, IMMUNIZATIONS)
-}
+SOURCES: dict[str, Source] = {s.name: s for s in (MEDICAL_CLAIMS, PHARMACY_CLAIMS, MEMBER_ELIGIBILITY, IMMUNIZATIONS)}
 
 # Ground truth written by the generator beside the feeds; never read as a feature.
 FRAUD_LABELS_FOLDER = "fraud_labels"

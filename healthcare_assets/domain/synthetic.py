@@ -315,7 +315,7 @@ for _template in _MEDICAL_TEMPLATES:
 
 # Lab components of a comprehensive metabolic panel (80053) plus CBC and urinalysis: billing them one by one
 # instead of as a panel is unbundling.
-_LAB_COMPONENTS = (
+LAB_COMPONENTS = (
     "82947",
     "84132",
     "82565",
@@ -975,9 +975,9 @@ def _unbundled_claims(day: _Day, rng: np.random.Generator, row_budget: int) -> p
     components = rng.integers(4, 9, encounters)
     claims = visits.iloc[np.repeat(np.arange(encounters), components)].reset_index(drop=True)
     # distinct components per encounter: a random ordering of the panel, first k taken
-    panel_order = np.argsort(rng.random((encounters, len(_LAB_COMPONENTS))), axis=1)
+    panel_order = np.argsort(rng.random((encounters, len(LAB_COMPONENTS))), axis=1)
     position = np.arange(len(claims)) - np.repeat(np.cumsum(components) - components, components)
-    codes = np.array(_LAB_COMPONENTS, dtype=object)[panel_order[np.repeat(np.arange(encounters), components), position]]
+    codes = np.array(LAB_COMPONENTS, dtype=object)[panel_order[np.repeat(np.arange(encounters), components), position]]
     claims["procedure_code"] = codes
     _set_amounts(claims, rng, _fees(codes) * rng.uniform(1.5, 3.0, len(claims)) * (1 + day.drift))
     return _label(claims, "unbundling")

@@ -1,6 +1,5 @@
 """The resources of an environment, built from its settings."""
 
-
 from healthcare_assets.resources.lakehouse import DeltaIOManager, LakehouseResource
 from healthcare_assets.resources.privacy import PrivacyResource
 from healthcare_assets.resources.spark import SparkResource

@@ -12,7 +12,6 @@ differences are handled here:
   deployed tables by their Unity Catalog name and ``DESCRIBE HISTORY``.
 """
 
-
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -66,11 +65,14 @@ class DeltaStorage:
     def exists(self, ref: TableRef) -> bool:
         if self.catalog:
             return self.spark.catalog.tableExists(f"{self.catalog}.{ref.schema}.{ref.table}")
-        return (Path(self.path(ref)) / "_delta_log").is_dir() and any((Path(self.path(ref)) / "_delta_log").glob("*.json"))
+        return (Path(self.path(ref)) / "_delta_log").is_dir() and any(
+            (Path(self.path(ref)) / "_delta_log").glob("*.json")
+        )
 
     # -- reads --------------------------------------------------------------
-    def read(self, ref: TableRef, start: date | None = None, end: date | None = None,
-             version: int | None = None) -> DataFrame:
+    def read(
+        self, ref: TableRef, start: date | None = None, end: date | None = None, version: int | None = None
+    ) -> DataFrame:
         if not self.exists(ref):
             raise FileNotFoundError(f"Delta table {ref} does not exist yet: materialise it first")
         reader = self.spark.read.format("delta")

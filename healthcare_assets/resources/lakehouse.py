@@ -5,7 +5,6 @@ Delta table, replaces only the run's daily partitions for partitioned assets,
 and reports row count, Delta version, location and column schema.
 """
 
-
 from datetime import date, timedelta
 
 import dagster as dg
@@ -47,10 +46,7 @@ class LakehouseResource(dg.ConfigurableResource):
 
 def table_schema(frame: DataFrame) -> dg.TableSchema:
     return dg.TableSchema(
-        columns=[
-            dg.TableColumn(name=field.name, type=field.dataType.simpleString())
-            for field in frame.schema.fields
-        ]
+        columns=[dg.TableColumn(name=field.name, type=field.dataType.simpleString()) for field in frame.schema.fields]
     )
 
 

@@ -1,6 +1,5 @@
 """The pseudonymisation key, read from the environment at run time and never shown in config or logs."""
 
-
 import dagster as dg
 
 from healthcare_assets.settings import PSEUDONYMISATION_KEY_VARIABLE, pseudonymisation_key

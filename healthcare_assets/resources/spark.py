@@ -7,8 +7,8 @@
 * ``databricks``: the session of the cluster the step runs on.
 """
 
-
 import atexit
+import contextlib
 import glob
 import os
 import shutil
@@ -110,10 +110,8 @@ def stop_all_sessions() -> None:
     global _SAIL_SERVER, _CHECKPOINT_DIR
     with _LOCK:
         for session in _SESSIONS.values():
-            try:
+            with contextlib.suppress(Exception):  # stopping at exit must not raise
                 session.stop()
-            except Exception:  # noqa: BLE001 - stopping at exit must not raise
-                pass
         _SESSIONS.clear()
         if _SAIL_SERVER is not None:
             _SAIL_SERVER.stop()
@@ -121,6 +119,8 @@ def stop_all_sessions() -> None:
         if _CHECKPOINT_DIR is not None:
             shutil.rmtree(_CHECKPOINT_DIR, ignore_errors=True)
             _CHECKPOINT_DIR = None
+
+
 _CHECKPOINT_DIR: str | None = None
 
 

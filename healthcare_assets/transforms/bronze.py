@@ -90,7 +90,9 @@ def parse_landing(spark: SparkSession, landing_root: str, source: Source, days: 
 
     def parse(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            for text, file_name, ingest_day in zip(batch["value"], batch[SOURCE_FILE], batch[PARTITION_COLUMN]):
+            for text, file_name, ingest_day in zip(
+                batch["value"], batch[SOURCE_FILE], batch[PARTITION_COLUMN], strict=True
+            ):
                 parsed = parse_landing_file(text, source, file_name, ingest_day)
                 if len(parsed):  # a header-only file has no rows (and no column types to convert)
                     parsed[PARTITION_COLUMN] = ingest_day

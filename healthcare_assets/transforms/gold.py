@@ -18,18 +18,24 @@ CLAIM_HISTORY_DAYS = 365
 def _demographics_at_service(claims: DataFrame, members: DataFrame) -> DataFrame:
     """Point-in-time join: the member version valid on the service date (the first version for earlier dates)."""
     versions = members.select(
-        "member_key", "version", "gender", "birth_year", "geographic_region", "plan_code",
-        "effective_from", "effective_to",
+        "member_key",
+        "version",
+        "gender",
+        "birth_year",
+        "geographic_region",
+        "plan_code",
+        "effective_from",
+        "effective_to",
     )
     joined = claims.join(versions, "member_key", "left")
     valid = (F.col("effective_from") <= F.col("service_start_date")) & (
         F.col("effective_to").isNull() | (F.col("service_start_date") <= F.col("effective_to"))
     )
-    best = Window.partitionBy("claim_id").orderBy(
-        valid.desc(), F.col("version").asc_nulls_last()
-    )
-    return joined.withColumn("_rank", F.row_number().over(best)).where("_rank = 1").drop(
-        "_rank", "version", "effective_from", "effective_to"
+    best = Window.partitionBy("claim_id").orderBy(valid.desc(), F.col("version").asc_nulls_last())
+    return (
+        joined.withColumn("_rank", F.row_number().over(best))
+        .where("_rank = 1")
+        .drop("_rank", "version", "effective_from", "effective_to")
     )
 
 
@@ -58,19 +64,25 @@ def _history_features(claims: DataFrame, history: DataFrame) -> DataFrame:
         )
     )
     in_window = F.col("h_ingest_date") >= F.date_sub(F.col(PARTITION_COLUMN), CLAIM_HISTORY_DAYS)
-    pairs = claims.select("claim_id", "member_key", PARTITION_COLUMN, "service_start_date").join(
-        previous, "member_key"
-    ).where(earlier & in_window)
+    pairs = (
+        claims.select("claim_id", "member_key", PARTITION_COLUMN, "service_start_date")
+        .join(previous, "member_key")
+        .where(earlier & in_window)
+    )
     aggregated = pairs.groupBy("claim_id").agg(
         F.count("h_claim_id").alias("num_previous_claims"),
         F.round(F.avg("h_claim_amount"), 2).alias("average_claim_amount"),
         F.max("h_service_start_date").alias("_last_service_date"),
     )
     with_history = claims.join(aggregated, "claim_id", "left")
-    return with_history.withColumn("num_previous_claims", F.coalesce("num_previous_claims", F.lit(0))).withColumn(
-        "days_since_last_claim",
-        F.greatest(F.datediff("service_start_date", "_last_service_date"), F.lit(0)),
-    ).drop("_last_service_date")
+    return (
+        with_history.withColumn("num_previous_claims", F.coalesce("num_previous_claims", F.lit(0)))
+        .withColumn(
+            "days_since_last_claim",
+            F.greatest(F.datediff("service_start_date", "_last_service_date"), F.lit(0)),
+        )
+        .drop("_last_service_date")
+    )
 
 
 def claim_features(claims: DataFrame, claim_history: DataFrame, members: DataFrame) -> DataFrame:
@@ -157,8 +169,15 @@ def member_features(
         .join(_pharmacy_utilisation(recent_rx), "member_key", "left")
         .join(_immunization_history(immunizations, as_of), "member_key", "left")
     )
-    counts = ["num_claims", "num_er_visits", "num_inpatient_stays", "num_outpatient_visits",
-              "num_distinct_providers", "num_rx_fills", "num_immunizations"]
+    counts = [
+        "num_claims",
+        "num_er_visits",
+        "num_inpatient_stays",
+        "num_outpatient_visits",
+        "num_distinct_providers",
+        "num_rx_fills",
+        "num_immunizations",
+    ]
     amounts = ["total_claim_amount", "total_paid_amount", "total_rx_amount"]
     frame = frame.fillna(0, subset=counts).fillna(0.0, subset=amounts)
     for name, (_, drug_class) in CHRONIC_CONDITIONS.items():
@@ -177,7 +196,21 @@ def member_features(
         .withColumn("as_of_date", F.lit(as_of).cast("date"))
     )
     return frame.select(
-        "member_key", "as_of_date", "age", "age_group", "gender", "geographic_region", "plan_code",
-        "enrollment_status", "bmi", "is_smoker", *flags, "chronic_condition_count",
-        *counts, *amounts, "total_cost", "last_flu_vaccine_date", "vaccines_received",
+        "member_key",
+        "as_of_date",
+        "age",
+        "age_group",
+        "gender",
+        "geographic_region",
+        "plan_code",
+        "enrollment_status",
+        "bmi",
+        "is_smoker",
+        *flags,
+        "chronic_condition_count",
+        *counts,
+        *amounts,
+        "total_cost",
+        "last_flu_vaccine_date",
+        "vaccines_received",
     )

@@ -10,7 +10,11 @@ from pyspark.sql import functions as F
 
 def key_violations(frame: DataFrame, key: tuple[str, ...]) -> dict[str, int]:
     """Rows whose key has a null part, and key values that occur more than once."""
-    null_key = F.greatest(*[F.col(k).isNull().cast("int") for k in key]) if len(key) > 1 else F.col(key[0]).isNull().cast("int")
+    null_key = (
+        F.greatest(*[F.col(k).isNull().cast("int") for k in key])
+        if len(key) > 1
+        else F.col(key[0]).isNull().cast("int")
+    )
     totals = frame.agg(F.count(F.lit(1)).alias("rows"), F.sum(null_key).alias("null_keys")).first()
     duplicates = frame.where(~null_key.cast("boolean")).groupBy(*key).count().where("count > 1").count()
     return {"rows": int(totals["rows"]), "null_keys": int(totals["null_keys"] or 0), "duplicate_keys": int(duplicates)}
@@ -31,9 +35,7 @@ def rule_violations(frame: DataFrame, rules: Mapping[str, str]) -> dict[str, int
 
 def current_record_violations(dimension: DataFrame) -> dict[str, int]:
     """SCD2 integrity: exactly one current version per member, and versions that do not overlap."""
-    per_member = dimension.groupBy("member_key").agg(
-        F.sum(F.col("is_current_record").cast("int")).alias("current")
-    )
+    per_member = dimension.groupBy("member_key").agg(F.sum(F.col("is_current_record").cast("int")).alias("current"))
     not_one_current = per_member.where("current <> 1").count()
     overlapping = dimension.where(
         F.col("effective_to").isNotNull() & (F.col("effective_to") < F.col("effective_from"))
