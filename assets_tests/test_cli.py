@@ -56,3 +56,4 @@ def test_materialize_one_partition_then_report(cli_env, tmp_path):
     )
     assert report.returncode == 0
     assert "bronze.medical_claims" in report.stdout
+    assert "Gates:" in report.stdout and "0 failed" in report.stdout

@@ -1,12 +1,14 @@
-"""Prints what the lakehouse holds: every Delta table with its rows, version and days.
+"""Prints what the lakehouse holds and how its gates last ended, for people without a browser.
 
-`python -m healthcare_assets.report` after `make run`; reads the tables with
-delta-rs, so it needs no Spark and no Dagster instance.
+`python -m healthcare_assets.report` after `make run`: every Delta table with its
+rows, version and days (read with delta-rs, no Spark), then the latest result of
+every asset check recorded in the Dagster instance at $DAGSTER_HOME.
 """
 
 import sys
 from pathlib import Path
 
+import dagster as dg
 from deltalake import DeltaTable
 
 from healthcare_assets.settings import load_settings
@@ -33,6 +35,35 @@ def table_summaries(root: str) -> list[dict]:
     return summaries
 
 
+def gate_results(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dict]:
+    """The latest evaluation of every asset check: passed, severity and its numbers."""
+    graph = defs.resolve_asset_graph()
+    results = []
+    for key in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
+        record = instance.get_latest_asset_check_evaluation_record(key)
+        evaluation = record.event.dagster_event.event_specific_data if record and record.event else None
+        results.append(
+            {
+                "check": f"{key.asset_key.to_user_string()} {key.name}",
+                "blocking": graph.get_check_spec(key).blocking,
+                "passed": None if evaluation is None else evaluation.passed,
+                "severity": None if evaluation is None else evaluation.severity.value,
+                "metadata": {} if evaluation is None else {k: v.value for k, v in evaluation.metadata.items()},
+            }
+        )
+    return results
+
+
+def _print_gates(results: list[dict]) -> None:
+    failed = [r for r in results if r["passed"] is False]
+    not_run = [r for r in results if r["passed"] is None]
+    passed = len(results) - len(failed) - len(not_run)
+    print(f"\nGates: {passed} passed, {len(failed)} failed, {len(not_run)} not evaluated yet")
+    for result in failed:
+        numbers = ", ".join(f"{k}={v}" for k, v in result["metadata"].items() if isinstance(v, int | float) and v)
+        print(f"  {result['severity']:<5} {result['check']}: {numbers}")
+
+
 def main() -> int:
     settings = load_settings()
     if not settings.is_local:
@@ -46,6 +77,9 @@ def main() -> int:
     print(f"{'table':<30} {'rows':>10} {'version':>8} {'days':>5}")
     for s in summaries:
         print(f"{s['table']:<30} {s['rows']:>10} {s['version']:>8} {s['days'] if s['days'] is not None else '-':>5}")
+    from healthcare_assets.definitions import defs
+
+    _print_gates(gate_results(defs, dg.DagsterInstance.get()))
     return 0
 
 
