@@ -6,7 +6,6 @@ runs in the same run. Freshness and quarantine rate are warnings.
 
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 from pyspark.sql import functions as F
@@ -19,7 +18,7 @@ from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.transforms import quality
-from healthcare_assets.transforms.bronze import count_landing_lines
+from healthcare_assets.transforms.bronze import count_landing_lines, landed_days
 from healthcare_assets.transforms.silver import silver_key
 
 # A feed whose quarantined share of lines exceeds this warns (a broken upstream extract, not a few bad rows).
@@ -31,6 +30,13 @@ QUARANTINE_KEY_REF = TableRef.from_path(QUARANTINE_KEY.path)
 
 def _stored_days(storage, ref: TableRef) -> list[date]:
     return sorted(row[0] for row in storage.read(ref).select(PARTITION_COLUMN).distinct().collect())
+
+
+def _quarantined_by_day(storage, source_name: str, days: list[date]) -> dict[date, int]:
+    if not days:
+        return {}
+    quarantined = storage.read(QUARANTINE_KEY_REF, days[0], days[-1]).where(F.col("source") == source_name)
+    return {row[PARTITION_COLUMN]: row["count"] for row in quarantined.groupBy(PARTITION_COLUMN).count().collect()}
 
 
 @dataclass(frozen=True)
@@ -154,22 +160,12 @@ def _reconciliation_check(name: str) -> dg.AssetChecksDefinition:
     )
     def _check(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
         storage = lakehouse.storage()
-        days = run_days_if_partitioned(context) or _stored_days(storage, TableRef("bronze", name))
-        bronze_counts = storage.count_by_day(TableRef("bronze", name), days[0], days[-1])
-        quarantine = storage.read(QUARANTINE_KEY_REF, days[0], days[-1]).where(F.col("source") == name)
-        quarantine_counts = {
-            row[PARTITION_COLUMN]: row["count"] for row in quarantine.groupBy(PARTITION_COLUMN).count().collect()
-        }
-        per_day = {}
-        for day in days:
-            landed = count_landing_lines(lakehouse.landing_root, source, day)
-            stored = bronze_counts.get(day, 0) + quarantine_counts.get(day, 0)
-            per_day[day.isoformat()] = {
-                "landing": landed,
-                "bronze": bronze_counts.get(day, 0),
-                "quarantine": quarantine_counts.get(day, 0),
-                "difference": landed - stored,
-            }
+        days = run_days_if_partitioned(context) or landed_days(lakehouse.landing_root, source)
+        per_day = quality.reconcile(
+            landed={day: count_landing_lines(lakehouse.landing_root, source, day) for day in days},
+            bronze=storage.count_by_day(TableRef("bronze", name), days[0], days[-1]) if days else {},
+            quarantined=_quarantined_by_day(storage, name, days),
+        )
         lost = sum(abs(d["difference"]) for d in per_day.values())
         return dg.AssetCheckResult(
             passed=lost == 0,
@@ -187,10 +183,10 @@ def _freshness_check(name: str) -> dg.AssetChecksDefinition:
         description="Every day that has landed has been ingested (the newest ingested day is the newest landed day).",
     )
     def _check(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-        landed = sorted(p.name for p in (Path(lakehouse.landing_root) / name).glob("????-??-??") if p.is_dir())
+        landed = landed_days(lakehouse.landing_root, SOURCES[name])
         # partitions recorded by Dagster: a day whose feed was empty still counts as ingested
         ingested = sorted(context.instance.get_materialized_partitions(BRONZE_KEYS[name]))
-        newest_landed = date.fromisoformat(landed[-1]) if landed else None
+        newest_landed = landed[-1] if landed else None
         newest_ingested = date.fromisoformat(ingested[-1]) if ingested else None
         behind = (newest_landed - newest_ingested).days if newest_landed and newest_ingested else 0
         behind = len(landed) if newest_ingested is None else max(behind, 0)
@@ -216,6 +212,8 @@ def _freshness_check(name: str) -> dg.AssetChecksDefinition:
 def quarantine_share_low(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     storage = lakehouse.storage()
     days = run_days_if_partitioned(context) or _stored_days(storage, QUARANTINE_KEY_REF)
+    if not days:
+        return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN, description="no day stored yet")
     quarantined = storage.read(QUARANTINE_KEY_REF, days[0], days[-1]).groupBy("source").count().collect()
     shares = {}
     for row in quarantined:

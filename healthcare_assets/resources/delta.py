@@ -17,7 +17,6 @@ from datetime import date
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 PARTITION_COLUMN = "ingest_date"
 
@@ -134,14 +133,3 @@ class DeltaStorage:
     def count_by_day(self, ref: TableRef, start: date, end: date) -> dict[date, int]:
         rows = self.read(ref, start, end).groupBy(PARTITION_COLUMN).count().collect()
         return {row[PARTITION_COLUMN]: row["count"] for row in rows}
-
-
-def distinct_days(frame: DataFrame) -> list[date]:
-    return sorted(row[0] for row in frame.select(PARTITION_COLUMN).distinct().collect())
-
-
-def empty_like(spark: SparkSession, frame: DataFrame) -> DataFrame:
-    return spark.createDataFrame([], frame.schema)
-
-
-__all__ = ["DeltaStorage", "TableRef", "PARTITION_COLUMN", "day_range_condition", "F"]

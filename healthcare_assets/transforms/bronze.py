@@ -40,6 +40,12 @@ def landing_files(landing_root: str, source: Source, day: date) -> list[str]:
     return files
 
 
+def landed_days(landing_root: str, source: Source) -> list[date]:
+    """Every day that has a landing folder for the feed, oldest first."""
+    folder = Path(landing_root) / source.name
+    return sorted(date.fromisoformat(p.name) for p in folder.glob("????-??-??") if p.is_dir())
+
+
 def count_landing_lines(landing_root: str, source: Source, day: date) -> int:
     """Data lines delivered for a day (header lines excluded), counted independently of the parser."""
     total = 0

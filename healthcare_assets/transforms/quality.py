@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -46,4 +47,17 @@ def current_record_violations(dimension: DataFrame) -> dict[str, int]:
         "members_without_exactly_one_current_record": not_one_current,
         "versions_ending_before_they_start": overlapping,
         "open_versions_not_marked_current": open_but_not_current,
+    }
+
+
+def reconcile(landed: Mapping[date, int], bronze: Mapping[date, int], quarantined: Mapping[date, int]) -> dict:
+    """Per day: landing lines against bronze rows plus quarantined rows; `difference` 0 means nothing lost."""
+    return {
+        day.isoformat(): {
+            "landing": lines,
+            "bronze": bronze.get(day, 0),
+            "quarantine": quarantined.get(day, 0),
+            "difference": lines - bronze.get(day, 0) - quarantined.get(day, 0),
+        }
+        for day, lines in sorted(landed.items())
     }
