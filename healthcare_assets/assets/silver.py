@@ -74,7 +74,7 @@ silver_tables = [_silver_asset(name) for name in SOURCES]
     owners=DATA_ENGINEERING,
     backfill_policy=single_run_backfill,
 )
-def dim_members(context: dg.AssetExecutionContext, eligibility: DataFrame, lakehouse: LakehouseResource):
+def dim_members(eligibility: DataFrame, lakehouse: LakehouseResource) -> dg.MaterializeResult:
     """Derives the member history from every enrolment record and MERGEs it into the dimension."""
     storage = lakehouse.storage()
     ref = TableRef.from_path(DIM_MEMBERS_KEY.path)

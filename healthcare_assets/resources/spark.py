@@ -12,6 +12,7 @@ import contextlib
 import glob
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -67,6 +68,8 @@ def delta_jars(jars_dir: str) -> list[str]:
 
 
 def _classic_session(shuffle_partitions: int, jars_dir: str) -> SparkSession:
+    # Python workers must run this interpreter (the project's virtualenv), not whatever is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master("local[*]")
         .appName("healthcare_assets")

@@ -149,7 +149,7 @@ def _immunization_history(immunizations: DataFrame, as_of: date) -> DataFrame:
     return given.groupBy("member_key").agg(
         F.count("immunization_id").alias("num_immunizations"),
         F.max(F.when(F.col("vaccine_code") == "FLU", F.col("administered_date"))).alias("last_flu_vaccine_date"),
-        F.collect_set("vaccine_code").alias("vaccines_received"),
+        F.array_sort(F.collect_set("vaccine_code")).alias("vaccines_received"),  # sets have no order
     )
 
 
