@@ -11,7 +11,7 @@ PYTEST_ARGS ?= -n 2
 # Progress lines only on the console; every event is still in the run's log in the UI.
 INFO_LOGS := {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
-.PHONY: install run test ui validate lint lock clean
+.PHONY: install run test ui validate lint lock jars clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,11 @@ $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-# Materialise the whole graph for the demo window on the embedded local engine.
-run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+# The classic engine needs the Delta jars; the embedded default needs nothing else.
+ENGINE_PREREQS := $(if $(filter classic,$(SPARK_ENGINE)),jars,)
+
+# Materialise the whole graph for the demo window (embedded engine unless SPARK_ENGINE says otherwise).
+run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(ENGINE_PREREQS)
 	$(BIN)/dagster asset materialize -m healthcare_assets.definitions --select '*' \
 		--partition-range $(DEMO_START)...$(DEMO_END) --config-json '$(INFO_LOGS)'
 	$(BIN)/python -m healthcare_assets.report
@@ -47,6 +50,15 @@ lint: $(STAMP)
 
 clean:
 	rm -rf .lakehouse .dagster_home
+
+# Delta jars for the classic Spark engine (SPARK_ENGINE=classic), matching the pinned pyspark 4.0.x.
+DELTA_VERSION := 4.0.1
+JARS := .jars/delta-spark_2.13-$(DELTA_VERSION).jar .jars/delta-storage-$(DELTA_VERSION).jar
+jars: $(JARS)
+.jars/delta-spark_2.13-$(DELTA_VERSION).jar:
+	mvn -q dependency:copy -Dartifact=io.delta:delta-spark_2.13:$(DELTA_VERSION) -DoutputDirectory=.jars
+.jars/delta-storage-$(DELTA_VERSION).jar:
+	mvn -q dependency:copy -Dartifact=io.delta:delta-storage:$(DELTA_VERSION) -DoutputDirectory=.jars
 
 # Re-resolve requirements.lock after changing a pin in pyproject.toml.
 lock: $(STAMP)

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 from deltalake import DeltaTable
 
-from healthcare_assets.resources.delta import TableRef
+from healthcare_assets.resources.delta import DeltaStorage, TableRef
 
 REF = TableRef("silver", "example")
 SCHEMA = "id long, value string, ingest_date date"
@@ -83,3 +83,14 @@ def test_reading_a_missing_table_says_what_to_do(storage):
 def test_count_by_day(spark, storage):
     storage.replace_days(_rows(spark, [(1, "a", D1), (2, "b", D2), (3, "c", D2)]), REF, D1, D2)
     assert storage.count_by_day(REF, D1, D3) == {D1: 1, D2: 2}
+
+
+def test_deployed_tables_are_addressed_by_their_unity_catalog_name(tmp_path):
+    deployed = DeltaStorage(spark=None, root=str(tmp_path), catalog="healthcare_prod")
+    assert deployed.qualified_name(REF) == "healthcare_prod.silver.example"
+    assert deployed.uri(REF) == "healthcare_prod.silver.example"
+
+
+def test_local_tables_are_addressed_by_path(storage):
+    assert storage.qualified_name(REF) == f"delta.`{storage.path(REF)}`"
+    assert storage.uri(REF).startswith("file://") and storage.uri(REF).endswith("/silver/example")
