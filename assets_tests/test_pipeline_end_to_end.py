@@ -9,6 +9,7 @@ import pytest
 from deltalake import DeltaTable
 
 from assets_tests.pipeline import Pipeline, check_results, materialized
+from healthcare_assets.assets.landing import SyntheticDataConfig
 from healthcare_assets.domain.landing import reason_kind
 from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.domain.synthetic import member_roster
@@ -73,9 +74,7 @@ def test_every_landing_line_is_in_bronze_or_quarantine_with_the_injected_reason(
 
 
 def test_silver_and_gold_carry_no_direct_identifiers(pipeline):
-    roster = member_roster(
-        pipeline.defs.resolve_assets_def(["landing", "medical_claims"]).op.config_schema and _synthetic_config(pipeline)
-    )
+    roster = member_roster(SyntheticDataConfig(**pipeline.synthetic).to_domain())
     identifiers = set(roster["member_id"]) | set(roster["last_name"]) | set(roster["street_address"])
     for key in TABLES:
         if key.startswith("bronze"):
@@ -86,12 +85,6 @@ def test_silver_and_gold_carry_no_direct_identifiers(pipeline):
         ), key
         values = set(frame.select_dtypes(include="object").astype(str).to_numpy().ravel())
         assert not values & identifiers, key
-
-
-def _synthetic_config(pipeline):
-    from healthcare_assets.assets.landing import SyntheticDataConfig
-
-    return SyntheticDataConfig(**pipeline.synthetic).to_domain()
 
 
 def test_silver_deduplicates_the_duplicate_lines_bronze_kept(pipeline):
