@@ -35,8 +35,7 @@ def _stored_days(storage, ref: TableRef) -> list[date]:
 def _quarantined_by_day(storage, source_name: str, days: list[date]) -> dict[date, int]:
     if not days:
         return {}
-    quarantined = storage.read(QUARANTINE_KEY_REF, days[0], days[-1]).where(F.col("source") == source_name)
-    return {row[PARTITION_COLUMN]: row["count"] for row in quarantined.groupBy(PARTITION_COLUMN).count().collect()}
+    return storage.count_by_day(QUARANTINE_KEY_REF, days[0], days[-1], where=F.col("source") == source_name)
 
 
 @dataclass(frozen=True)

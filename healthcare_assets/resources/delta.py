@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 
 PARTITION_COLUMN = "ingest_date"
 
@@ -130,6 +130,9 @@ class DeltaStorage:
     def count(self, ref: TableRef, start: date | None = None, end: date | None = None) -> int:
         return self.read(ref, start, end).count()
 
-    def count_by_day(self, ref: TableRef, start: date, end: date) -> dict[date, int]:
-        rows = self.read(ref, start, end).groupBy(PARTITION_COLUMN).count().collect()
+    def count_by_day(self, ref: TableRef, start: date, end: date, where: Column | None = None) -> dict[date, int]:
+        frame = self.read(ref, start, end)
+        if where is not None:
+            frame = frame.where(where)
+        rows = frame.groupBy(PARTITION_COLUMN).count().collect()
         return {row[PARTITION_COLUMN]: row["count"] for row in rows}

@@ -71,10 +71,9 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         days = partition_days(context)
         if days is None:
             storage.overwrite(obj, ref)
-            context.add_output_metadata(self.lakehouse.table_metadata(ref))
         else:
             storage.replace_days(obj, ref, *days)
-            context.add_output_metadata(self.lakehouse.table_metadata(ref, *days))
+        context.add_output_metadata(self.lakehouse.table_metadata(ref, *(days or ())))
 
     def load_input(self, context: dg.InputContext) -> DataFrame:
         ref = TableRef.from_path(context.asset_key.path)
