@@ -13,9 +13,11 @@ INFO_LOGS := {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 .PHONY: install run test ui validate lint lock jars clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==0.13.8
+
+$(STAMP): requirements.lock pyproject.toml $(BIN)/uv
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $(STAMP)
@@ -61,5 +63,5 @@ jars: $(JARS)
 	mvn -q dependency:copy -Dartifact=io.delta:delta-storage:$(DELTA_VERSION) -DoutputDirectory=.jars
 
 # Re-resolve requirements.lock after changing a pin in pyproject.toml.
-lock: $(STAMP)
+lock: $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock

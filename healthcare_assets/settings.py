@@ -55,6 +55,8 @@ class Settings:
     lakehouse_root: str
     landing_root: str
     catalog: str | None
+    mlflow_tracking_uri: str
+    mlflow_registry_uri: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -72,11 +74,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         root = str(Path(environ.get("LAKEHOUSE_ROOT", ".lakehouse")).resolve())
         landing = str(Path(environ.get("LANDING_ROOT", str(Path(root) / "landing"))).resolve())
         catalog = None
+        # next to the lakehouse (./.mlflow by default): one SQLite store with tracking and registry
+        mlflow_dir = Path(root).parent / ".mlflow"
+        tracking = environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}")
+        registry = environ.get("MLFLOW_REGISTRY_URI") or None
     else:
         root = environ.get("LAKEHOUSE_ROOT", f"/Volumes/healthcare_{environment}/lakehouse")
         landing = environ.get("LANDING_ROOT", f"/Volumes/healthcare_{environment}/landing/feeds")
         catalog = environ.get("HEALTHCARE_CATALOG", f"healthcare_{environment}")
+        tracking = environ.get("MLFLOW_TRACKING_URI", "databricks")
+        registry = environ.get("MLFLOW_REGISTRY_URI", "databricks-uc")
         pseudonymisation_key(environment, environ=environ)  # fail at load time, not in the middle of a run
     return Settings(
-        environment=environment, spark_engine=engine, lakehouse_root=root, landing_root=landing, catalog=catalog
+        environment=environment,
+        spark_engine=engine,
+        lakehouse_root=root,
+        landing_root=landing,
+        catalog=catalog,
+        mlflow_tracking_uri=tracking,
+        mlflow_registry_uri=registry,
     )

@@ -1,6 +1,7 @@
 """The resources of an environment, built from its settings."""
 
 from healthcare_assets.resources.lakehouse import DeltaIOManager, LakehouseResource
+from healthcare_assets.resources.mlflow import MlflowResource
 from healthcare_assets.resources.privacy import PrivacyResource
 from healthcare_assets.resources.spark import SparkResource
 from healthcare_assets.settings import Settings
@@ -15,4 +16,5 @@ def build_resources(settings: Settings) -> dict:
         "lakehouse": lakehouse,
         "io_manager": DeltaIOManager(lakehouse=lakehouse),
         "privacy": PrivacyResource(environment=settings.environment),
+        "mlflow": MlflowResource(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri),
     }
