@@ -25,3 +25,11 @@ def run_days_if_partitioned(context: dg.AssetCheckExecutionContext) -> list[date
 def run_day_range(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[date, date]:
     days = run_days(context)
     return days[0], days[-1]
+
+
+def latest_metadata_value(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str):
+    """A metadata value of `key`'s latest materialisation (e.g. the MLflow model URI a model asset logged)."""
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or name not in event.asset_materialization.metadata:
+        raise dg.Failure(f"{key.to_user_string()} has no materialisation with {name!r}: materialise it first")
+    return event.asset_materialization.metadata[name].value
