@@ -1,0 +1,160 @@
+"""Fairness analysis checked against fairlearn and hand-computed tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame, demographic_parity_ratio, selection_rate
+from sklearn.metrics import accuracy_score
+
+from healthcare_assets.domain import fairness
+from healthcare_assets.domain.fairness import FairnessAnalyzer, classifier_fairness
+
+
+def _claims(rates: dict[str, dict[str, tuple[int, int]]], seed: int = 7) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows with scores 1.0 (flagged) or 0.0, built from {attribute: {group: (size, flagged)}} for one attribute.
+
+    Only the first attribute drives the flags; the others are assigned at random.
+    """
+    (attribute, groups), *others = rates.items()
+    rows, scores = [], []
+    for group, (size, flagged) in groups.items():
+        rows += [group] * size
+        scores += [1.0] * flagged + [0.0] * (size - flagged)
+    data = pd.DataFrame({attribute: rows})
+    rng = np.random.default_rng(seed)
+    for other, other_groups in others:
+        data[other] = rng.choice(list(other_groups), size=len(data))
+    return data, np.array(scores)
+
+
+def test_flag_rates_disparate_impact_and_chi_square_match_a_hand_computed_table():
+    # gender: F 200 claims / 10 flagged (5 %), M 200 / 20 (10 %), U 100 / 8 (8 %); threshold: score 1.0
+    data, scores = _claims({"patient_gender": {"F": (200, 10), "M": (200, 20), "U": (100, 8)}})
+    analyzer = FairnessAnalyzer(data, scores, ["patient_gender"], score_threshold=1.0)
+    result = analyzer.analyze_all_attributes()["patient_gender"]
+    by_group = {g.group: g for g in result.groups}
+    assert result.reference_group == "F"  # lowest flag rate = most favoured
+    assert by_group["F"].rate == pytest.approx(0.05) and by_group["F"].status == fairness.REFERENCE
+    assert by_group["M"].disparate_impact == pytest.approx(2.0) and by_group["M"].status == fairness.BIAS
+    assert by_group["U"].disparate_impact == pytest.approx(0.08 / 0.05) and by_group["U"].status == fairness.BIAS
+    # Pearson chi-square by hand: expected = row total * column total / n
+    observed = np.array([[10, 190], [20, 180], [8, 92]], dtype=float)
+    expected = observed.sum(1, keepdims=True) * observed.sum(0, keepdims=True) / observed.sum()
+    assert result.chi_square == pytest.approx(((observed - expected) ** 2 / expected).sum())
+    assert result.degrees_of_freedom == 2
+    assert result.status == fairness.BIAS and not result.is_fair
+
+
+def test_rates_and_ratio_agree_with_fairlearn_on_random_scores():
+    rng = np.random.default_rng(3)
+    n = 40000  # large enough that chance differences in 5 % flag rates stay far inside [0.8, 1.25]
+    data = pd.DataFrame(
+        {
+            "patient_gender": rng.choice(["F", "M", "U"], size=n, p=[0.45, 0.45, 0.1]),
+            "geographic_region": rng.choice(["Northeast", "Southeast", "Central", "Southwest", "Northwest"], size=n),
+            "patient_age_group": rng.choice(["0-17", "18-34", "35-49", "50-64", "65+"], size=n),
+        }
+    )
+    # region Southeast scores higher, so it is flagged more often
+    scores = rng.normal(size=n) + np.where(data["geographic_region"] == "Southeast", 0.6, 0.0)
+    analyzer = FairnessAnalyzer(data, scores, threshold_percentile=95)
+    flagged = scores >= np.percentile(scores, 95)
+    for attribute, result in analyzer.analyze_all_attributes().items():
+        frame = MetricFrame(metrics=selection_rate, y_true=flagged, y_pred=flagged, sensitive_features=data[attribute])
+        ours = {g.group: g.rate for g in result.groups}
+        assert ours == pytest.approx(frame.by_group.to_dict())
+        # every group is large enough, so 1 / max DI is fairlearn's min/max selection-rate ratio
+        ratio = demographic_parity_ratio(flagged, flagged, sensitive_features=data[attribute])
+        assert 1 / result.max_disparate_impact == pytest.approx(ratio)
+    assert analyzer.biased_attributes == ["geographic_region"]
+    assert not analyzer.fail_on_bias  # bias in one attribute only
+
+
+def test_bias_in_two_attributes_fails_the_run():
+    rng = np.random.default_rng(11)
+    n = 4000
+    data = pd.DataFrame(
+        {
+            "patient_gender": rng.choice(["F", "M"], size=n),
+            "geographic_region": rng.choice(["Northeast", "Southeast"], size=n),
+            "patient_age_group": rng.choice(["18-34", "35-49"], size=n),
+        }
+    )
+    scores = (
+        rng.normal(size=n) + 1.0 * (data["patient_gender"] == "M") + 1.0 * (data["geographic_region"] == "Southeast")
+    )
+    analyzer = FairnessAnalyzer(data, scores)
+    assert sorted(analyzer.biased_attributes) == ["geographic_region", "patient_gender"]
+    assert analyzer.fail_on_bias
+    summary = analyzer.get_bias_summary()
+    assert set(summary["attribute"]) == {"patient_gender", "geographic_region", "patient_age_group"}
+    assert summary["size"].groupby(summary["attribute"]).sum().eq(n).all()
+
+
+def test_small_groups_are_reported_with_their_status_and_left_out_of_the_gate():
+    # U has 10 claims, all flagged: too small to judge, so it neither becomes the reference nor biases the attribute
+    data, scores = _claims({"patient_gender": {"F": (300, 15), "M": (300, 16), "U": (10, 10)}})
+    result = FairnessAnalyzer(
+        data, scores, ["patient_gender"], score_threshold=1.0, min_group_size=30
+    ).analyze_attribute("patient_gender")
+    by_group = {g.group: g for g in result.groups}
+    assert by_group["U"].status == fairness.INSUFFICIENT_DATA and by_group["U"].size == 10
+    assert result.status == fairness.FAIR
+    assert result.degrees_of_freedom == 1  # the test ran over F and M only
+
+
+def test_configured_reference_group_and_lower_bound():
+    # reference M (10 %): F at 5 % has DI 0.5 < 0.8
+    data, scores = _claims({"patient_gender": {"F": (200, 10), "M": (200, 20)}})
+    result = FairnessAnalyzer(
+        data, scores, ["patient_gender"], score_threshold=1.0, reference_groups={"patient_gender": "M"}
+    ).analyze_attribute("patient_gender")
+    assert result.reference_group == "M"
+    assert {g.group: g.disparate_impact for g in result.groups} == pytest.approx({"F": 0.5, "M": 1.0})
+    assert result.biased_groups == ["F"]
+
+
+def test_significant_but_small_difference_is_a_warning_not_bias():
+    # 10 % vs 11.5 %: DI 1.15 is inside [0.8, 1.25] but with 20 000 claims per group the test is significant
+    data, scores = _claims({"patient_gender": {"F": (20000, 2000), "M": (20000, 2300)}})
+    result = FairnessAnalyzer(data, scores, ["patient_gender"], score_threshold=1.0).analyze_attribute("patient_gender")
+    assert result.max_disparate_impact == pytest.approx(1.15)
+    assert result.p_value < fairness.CHI_SQUARE_ALPHA
+    assert result.status == fairness.WARNING and result.is_fair
+
+
+def test_missing_attribute_values_form_their_own_group_and_bad_input_is_refused():
+    data = pd.DataFrame({"patient_gender": ["F", None, "M", "F"]})
+    result = FairnessAnalyzer(data, [0.1, 0.9, 0.2, 0.3], ["patient_gender"], min_group_size=1).analyze_attribute(
+        "patient_gender"
+    )
+    assert {g.group for g in result.groups} == {"F", "M", fairness.MISSING_GROUP}
+    with pytest.raises(ValueError, match="must align row by row"):
+        FairnessAnalyzer(data, [0.1, 0.2], ["patient_gender"])
+    with pytest.raises(ValueError, match="not in the data"):
+        FairnessAnalyzer(data, [0.1, 0.9, 0.2, 0.3], ["patient_age_group"])
+    with pytest.raises(ValueError, match="reference group 'X'"):
+        FairnessAnalyzer(
+            data, [0.1, 0.9, 0.2, 0.3], ["patient_gender"], reference_groups={"patient_gender": "X"}
+        ).analyze_all_attributes()
+
+
+def test_classifier_accuracy_and_selection_rate_per_group_agree_with_fairlearn():
+    rng = np.random.default_rng(5)
+    n = 3000
+    data = pd.DataFrame({"patient_age_group": rng.choice(["18-34", "35-49", "50-64", "65+"], size=n)})
+    truth = rng.random(n) < np.where(data["patient_age_group"] == "65+", 0.5, 0.2)
+    predicted = np.where(rng.random(n) < 0.8, truth, ~truth)
+    results = classifier_fairness(data, truth, predicted, ["patient_age_group"])
+    frame = MetricFrame(
+        metrics={"accuracy": accuracy_score, "selection_rate": selection_rate},
+        y_true=truth,
+        y_pred=predicted,
+        sensitive_features=data["patient_age_group"],
+    )
+    groups = {g.group: g for g in results["patient_age_group"].groups}
+    for group, row in frame.by_group.iterrows():
+        assert groups[group].accuracy == pytest.approx(row["accuracy"])
+        assert groups[group].rate == pytest.approx(row["selection_rate"])
+    assert results["patient_age_group"].status == fairness.BIAS  # the oldest are selected far more often
+    assert fairness.bias_summary(results)["accuracy"].notna().all()

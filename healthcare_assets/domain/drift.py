@@ -1,0 +1,214 @@
+"""Population stability index (PSI) per feature and the composite drift score.
+
+PSI of a feature between a reference window and a current window:
+
+    PSI = sum over bins of (c_i - r_i) * ln(c_i / r_i)
+
+where r_i, c_i are the shares of the reference and current rows in bin i, a
+share of 0 replaced by EPSILON (no renormalisation) so empty bins stay finite.
+
+Bins:
+* numeric: the reference's quantiles at 1/n ... (n-1)/n are the inner edges
+  (duplicates removed, so a feature with few distinct values gets fewer bins);
+  the outer bins are open-ended, so current values beyond the reference range
+  land in the first or last bin; bins are right-closed, (e_{i-1}, e_i];
+* categorical: one bin per reference category, plus one bin for categories the
+  reference never saw (UNSEEN);
+* both: one bin for missing values (MISSING), empty when nothing is missing.
+
+Composite drift score (seed 000: statistical, demographic and performance drift):
+
+    composite = W_STATISTICAL * min(1, mean PSI of the monitored features)
+              + W_DEMOGRAPHIC * min(1, max PSI of the protected attributes' group shares)
+              + W_PERFORMANCE * min(1, relative degradation of the primary metric vs reference)
+
+relative degradation = max(0, (reference - current) / |reference|) for a metric
+where higher is better (ROC-AUC, R^2, accuracy), max(0, (current - reference) /
+|reference|) where lower is better (MAE). A composite above COMPOSITE_ERROR is an
+ERROR and triggers retraining. Every threshold and weight is a constant below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+# --- governance thresholds (seeds 002/003/000) ---------------------------------------------
+PSI_WARN = 0.1
+PSI_ERROR = 0.2
+DEFAULT_BINS = 10
+EPSILON = 1e-4
+COMPOSITE_ERROR = 0.3
+W_STATISTICAL = 0.4
+W_DEMOGRAPHIC = 0.3
+W_PERFORMANCE = 0.3
+
+OK = "OK"
+WARN = "WARN"
+ERROR = "ERROR"
+
+UNSEEN = "<unseen>"
+MISSING = "<missing>"
+
+
+def psi_status(value: float) -> str:
+    if value >= PSI_ERROR:
+        return ERROR
+    if value >= PSI_WARN:
+        return WARN
+    return OK
+
+
+@dataclass(frozen=True)
+class FeaturePSI:
+    feature: str
+    kind: str  # "numeric" or "categorical"
+    bins: tuple[str, ...]  # a label per bin, e.g. "(-inf, 3.5]", "F", "<unseen>", "<missing>"
+    edges: tuple[float, ...] | None  # inner edges of numeric bins
+    categories: tuple[str, ...] | None  # reference categories of categorical bins
+    reference_counts: tuple[int, ...]
+    current_counts: tuple[int, ...]
+    reference_size: int
+    current_size: int
+    psi: float
+    status: str
+
+
+def population_stability_index(reference_counts: Sequence[int], current_counts: Sequence[int]) -> float:
+    """PSI of two count vectors over the same bins; empty shares count as EPSILON."""
+    reference = np.asarray(reference_counts, dtype=float)
+    current = np.asarray(current_counts, dtype=float)
+    if reference.sum() == 0 or current.sum() == 0:
+        raise ValueError("PSI needs at least one reference row and one current row")
+    r = np.maximum(reference / reference.sum(), EPSILON)
+    c = np.maximum(current / current.sum(), EPSILON)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def _numeric_bins(reference: pd.Series, current: pd.Series, bins: int) -> tuple[np.ndarray, list[str], list, list]:
+    ref_values = reference.dropna().to_numpy(dtype=float)
+    if len(ref_values) == 0:
+        raise ValueError(f"{reference.name}: the reference window has no values")
+    quantiles = np.quantile(ref_values, np.linspace(0, 1, bins + 1)[1:-1])
+    edges = np.unique(quantiles)
+    bounds = [-np.inf, *edges, np.inf]
+    labels = [f"({lo:g}, {hi:g}]" for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)] + [MISSING]
+
+    def counts(values: pd.Series) -> list[int]:
+        present = values.dropna().to_numpy(dtype=float)
+        binned = np.bincount(np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1)
+        return [*binned.tolist(), int(values.isna().sum())]
+
+    return edges, labels, counts(reference), counts(current)
+
+
+def _categorical_bins(reference: pd.Series, current: pd.Series) -> tuple[list[str], list[str], list, list]:
+    categories = sorted(reference.dropna().astype(str).unique().tolist())
+    labels = [*categories, UNSEEN, MISSING]
+
+    def counts(values: pd.Series) -> list[int]:
+        present = values.dropna().astype(str)
+        known = present.value_counts().reindex(categories, fill_value=0).astype(int).tolist()
+        return [*known, int((~present.isin(categories)).sum()), int(values.isna().sum())]
+
+    return categories, labels, counts(reference), counts(current)
+
+
+def feature_psi(
+    reference: pd.Series,
+    current: pd.Series,
+    *,
+    feature: str | None = None,
+    bins: int = DEFAULT_BINS,
+    kind: str | None = None,
+) -> FeaturePSI:
+    """PSI of one feature; numeric unless the values are not numbers (or kind="categorical")."""
+    name = feature or str(reference.name)
+    if bins < 2:
+        raise ValueError(f"{name}: at least 2 bins are needed, got {bins}")
+    if kind is None:
+        kind = (
+            "numeric"
+            if pd.api.types.is_numeric_dtype(reference) and not pd.api.types.is_bool_dtype(reference)
+            else "categorical"
+        )
+    if kind == "numeric":
+        edges, labels, ref_counts, cur_counts = _numeric_bins(reference, current, bins)
+        edge_values: tuple[float, ...] | None = tuple(float(e) for e in edges)
+        categories = None
+    elif kind == "categorical":
+        category_list, labels, ref_counts, cur_counts = _categorical_bins(reference, current)
+        edge_values, categories = None, tuple(category_list)
+    else:
+        raise ValueError(f"{name}: kind must be 'numeric' or 'categorical', got {kind!r}")
+    value = population_stability_index(ref_counts, cur_counts)
+    return FeaturePSI(
+        feature=name,
+        kind=kind,
+        bins=tuple(labels),
+        edges=edge_values,
+        categories=categories,
+        reference_counts=tuple(ref_counts),
+        current_counts=tuple(cur_counts),
+        reference_size=len(reference),
+        current_size=len(current),
+        psi=value,
+        status=psi_status(value),
+    )
+
+
+def psi_report(
+    reference: pd.DataFrame, current: pd.DataFrame, features: Sequence[str], bins: int = DEFAULT_BINS
+) -> dict[str, FeaturePSI]:
+    """PSI of every listed feature of a current window against the reference window."""
+    missing = [f for f in features if f not in reference.columns or f not in current.columns]
+    if missing:
+        raise ValueError(f"features missing from the reference or current window: {missing}")
+    return {f: feature_psi(reference[f], current[f], feature=f, bins=bins) for f in features}
+
+
+def relative_degradation(reference: float, current: float, higher_is_better: bool = True) -> float:
+    """How much worse the current metric is than the reference, as a share of the reference (0 when not worse)."""
+    if reference == 0:
+        raise ValueError("the reference metric is 0: relative degradation is undefined")
+    change = (reference - current) if higher_is_better else (current - reference)
+    return max(0.0, change / abs(reference))
+
+
+@dataclass(frozen=True)
+class CompositeDrift:
+    statistical: float  # mean PSI of the monitored features
+    demographic: float  # max PSI of the protected attributes
+    performance: float  # relative degradation of the primary metric
+    score: float
+    status: str
+    weights: Mapping[str, float]
+
+
+def composite_drift(
+    feature_psis: Sequence[float], demographic_psis: Sequence[float], performance_degradation: float
+) -> CompositeDrift:
+    """The weighted composite of statistical, demographic and performance drift (see the module docstring)."""
+    if not feature_psis:
+        raise ValueError("the composite drift score needs at least one feature PSI")
+    statistical = float(np.mean(feature_psis))
+    demographic = float(max(demographic_psis)) if demographic_psis else 0.0
+    performance = float(performance_degradation)
+    if performance < 0:
+        raise ValueError(f"performance degradation cannot be negative, got {performance}")
+    score = (
+        W_STATISTICAL * min(1.0, statistical)
+        + W_DEMOGRAPHIC * min(1.0, demographic)
+        + W_PERFORMANCE * min(1.0, performance)
+    )
+    return CompositeDrift(
+        statistical=statistical,
+        demographic=demographic,
+        performance=performance,
+        score=score,
+        status=ERROR if score > COMPOSITE_ERROR else OK,
+        weights={"statistical": W_STATISTICAL, "demographic": W_DEMOGRAPHIC, "performance": W_PERFORMANCE},
+    )
