@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 ENGINES = ("sail", "classic", "databricks")
@@ -17,6 +18,21 @@ PSEUDONYMISATION_KEY_VARIABLE = "PSEUDONYMISATION_KEY"
 
 # Development-only pseudonymisation key: used in `local` when none is set, refused everywhere else.
 LOCAL_DEVELOPMENT_KEY = "local-development-key-not-for-real-data"
+
+
+ALERT_CHANNELS = ("log", "slack", "email", "pagerduty")
+# alert secrets: resource field -> environment variable holding it (Dagster resolves it; values are never shown)
+ALERT_SECRET_VARIABLES = {
+    "slack_webhook_url": "SLACK_WEBHOOK_URL",
+    "pagerduty_routing_key": "PAGERDUTY_ROUTING_KEY",
+    "smtp_username": "ALERT_SMTP_USERNAME",
+    "smtp_password": "ALERT_SMTP_PASSWORD",
+}
+_CHANNEL_SECRETS = {
+    "slack": (("slack_webhook_url", True),),
+    "pagerduty": (("pagerduty_routing_key", True),),
+    "email": (("smtp_username", False), ("smtp_password", False)),
+}
 
 
 class ConfigurationError(ValueError):
@@ -49,6 +65,73 @@ def pseudonymisation_key(
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go; secrets appear only as (resource field, environment variable name) pairs."""
+
+    channels: tuple[str, ...] = ("log",)
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    email_from: str | None = None
+    email_to: tuple[str, ...] = ()
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    secret_variables: tuple[tuple[str, str], ...] = ()
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _port(value: str) -> int:
+    if not value.strip().isdigit():
+        raise ConfigurationError(f"ALERT_SMTP_PORT={value!r} is not a port number")
+    return int(value)
+
+
+def load_alert_settings(environ: Mapping[str, str]) -> AlertSettings:
+    channels = tuple(c.lower() for c in _csv(environ.get("ALERT_CHANNELS", "log"))) or ("log",)
+    unknown = [c for c in channels if c not in ALERT_CHANNELS]
+    if unknown:
+        raise ConfigurationError(
+            f"ALERT_CHANNELS has unknown channel(s) {unknown}; use any of {', '.join(ALERT_CHANNELS)}"
+        )
+    secrets = []
+    for channel in channels:
+        for name, required in _CHANNEL_SECRETS.get(channel, ()):
+            variable = ALERT_SECRET_VARIABLES[name]
+            if environ.get(variable):
+                secrets.append((name, variable))
+            elif required:
+                raise ConfigurationError(f"ALERT_CHANNELS includes {channel} but {variable} is not set")
+    alerts = AlertSettings(
+        channels=channels,
+        smtp_host=environ.get("ALERT_SMTP_HOST") or None,
+        smtp_port=_port(environ.get("ALERT_SMTP_PORT", "587")),
+        smtp_starttls=environ.get("ALERT_SMTP_STARTTLS", "true").strip().lower() not in ("0", "false", "no"),
+        email_from=environ.get("ALERT_EMAIL_FROM") or None,
+        email_to=_csv(environ.get("ALERT_EMAIL_TO", "")),
+        pagerduty_events_url=environ.get("PAGERDUTY_EVENTS_URL", AlertSettings.pagerduty_events_url),
+        secret_variables=tuple(secrets),
+    )
+    if "email" in channels and not (alerts.smtp_host and alerts.email_from and alerts.email_to):
+        raise ConfigurationError(
+            "ALERT_CHANNELS includes email: set ALERT_SMTP_HOST, ALERT_EMAIL_FROM and ALERT_EMAIL_TO"
+        )
+    return alerts
+
+
+def _schedule_timezone(environ: Mapping[str, str]) -> str:
+    name = environ.get("SCHEDULE_TIMEZONE", "UTC").strip() or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ConfigurationError(
+            f"SCHEDULE_TIMEZONE={name!r} is not an IANA time zone (e.g. UTC, America/New_York)"
+        ) from error
+    return name
+
+
+@dataclass(frozen=True)
 class Settings:
     environment: str
     spark_engine: str
@@ -57,6 +140,8 @@ class Settings:
     catalog: str | None
     mlflow_tracking_uri: str
     mlflow_registry_uri: str | None = None
+    schedule_timezone: str = "UTC"
+    alerts: AlertSettings = AlertSettings()
 
     @property
     def is_local(self) -> bool:
@@ -93,4 +178,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         catalog=catalog,
         mlflow_tracking_uri=tracking,
         mlflow_registry_uri=registry,
+        schedule_timezone=_schedule_timezone(environ),
+        alerts=load_alert_settings(environ),
     )

@@ -1,5 +1,6 @@
 """The resources of an environment, built from its settings."""
 
+from healthcare_assets.resources.alerts import build_alerts
 from healthcare_assets.resources.lakehouse import DeltaIOManager, LakehouseResource
 from healthcare_assets.resources.mlflow import MlflowResource
 from healthcare_assets.resources.privacy import PrivacyResource
@@ -17,4 +18,5 @@ def build_resources(settings: Settings) -> dict:
         "io_manager": DeltaIOManager(lakehouse=lakehouse),
         "privacy": PrivacyResource(environment=settings.environment),
         "mlflow": MlflowResource(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri),
+        "alerts": build_alerts(settings.alerts),
     }
