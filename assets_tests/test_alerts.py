@@ -1,62 +1,20 @@
 """Alerts delivered to real local receivers: an HTTP server emulating Slack and PagerDuty, an SMTP server."""
 
-import json
 import logging
-import socket
-import threading
 from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from assets_tests import receivers
 from healthcare_assets.resources.alerts import Alert, AlertsResource, PhiInAlertError, build_alerts
 from healthcare_assets.settings import ConfigurationError, load_settings
 
+http_receiver = receivers.http_receiver  # fixture
+_free_port = receivers.free_port
 RUN_ID = "3f2c9a4e-1b7d-4c55-9e0a-5d1f7b2e8c61"
 ROUTING_KEY = "R0UT1NGKEY-test-value"
-
-
-class Receiver(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 (http.server's name)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        server = self.server
-        server.requests.append((self.path, self.headers["Content-Type"], body))
-        if len(server.requests) <= server.failures_first:
-            self.send_response(503)
-            self.end_headers()
-            return
-        if self.path == "/v2/enqueue":
-            self.send_response(202)
-            reply = {"status": "success", "message": "Event processed", "dedup_key": body["dedup_key"]}
-        else:
-            self.send_response(200)
-            reply = "ok"
-        data = json.dumps(reply).encode() if isinstance(reply, dict) else reply.encode()
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_receiver():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    server.requests, server.failures_first = [], 0
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Mailbox:
@@ -214,8 +172,8 @@ def test_attempts_are_bounded_and_an_unreachable_channel_never_raises(http_recei
         ({"title": "member 123-45-6789"}, "social security number"),
         ({"title": f"member {'a1' * 32}"}, "member pseudonym"),
         ({"title": "member 4711081512 flagged"}, "long digit run"),
-        ({"asset": "Jane Doe"}, "lowercase identifier"),
-        ({"steps": ("John Smith",)}, "lowercase step keys"),
+        ({"asset": "Jane Doe"}, "identifier without spaces"),
+        ({"steps": ("John Smith",)}, "step keys without spaces"),
         ({"run_id": "Jane Doe"}, "run id"),
         ({"numbers": {"member": "Jane Doe"}}, "must be a number"),
     ],

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from healthcare_assets.assets import bronze, gold, landing, silver
-from healthcare_assets.automation import jobs
+from healthcare_assets.automation import jobs, sensors
 from healthcare_assets.checks import quality
 from healthcare_assets.resources.build import build_resources
 from healthcare_assets.settings import Settings, load_settings
@@ -16,7 +16,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=[*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])],
         asset_checks=quality.quality_checks,
         jobs=jobs.jobs,
-        schedules=jobs.schedules,
+        schedules=jobs.build_schedules(settings.schedule_timezone),
+        sensors=sensors.build_sensors(settings.landing_root),
         resources=build_resources(settings),
         # Spark parallelises inside a step; one process keeps one embedded engine for the whole run.
         executor=dg.in_process_executor,

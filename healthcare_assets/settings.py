@@ -76,6 +76,7 @@ class AlertSettings:
     email_to: tuple[str, ...] = ()
     pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
     secret_variables: tuple[tuple[str, str], ...] = ()
+    dagster_url: str | None = None  # the Dagster UI, for links in alerts
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -112,6 +113,7 @@ def load_alert_settings(environ: Mapping[str, str]) -> AlertSettings:
         email_to=_csv(environ.get("ALERT_EMAIL_TO", "")),
         pagerduty_events_url=environ.get("PAGERDUTY_EVENTS_URL", AlertSettings.pagerduty_events_url),
         secret_variables=tuple(secrets),
+        dagster_url=environ.get("DAGSTER_WEBSERVER_URL") or None,
     )
     if "email" in channels and not (alerts.smtp_host and alerts.email_from and alerts.email_to):
         raise ConfigurationError(

@@ -1,5 +1,7 @@
 """Jobs and schedules of the daily pipeline."""
 
+from datetime import UTC, date, datetime, timedelta
+
 import dagster as dg
 
 from healthcare_assets.partitions import daily_partitions
@@ -20,8 +22,33 @@ data_quality_checks_job = dg.define_asset_job(
     description="Runs every asset check against the stored tables for the chosen day(s).",
 )
 
-# 02:00 every day, for the day that just ended.
-daily_pipeline_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline_job, hour_of_day=2)
+
+def last_complete_day(now: datetime) -> date:
+    """The newest daily partition that has ended at `now` (partitions are UTC days)."""
+    return now.astimezone(UTC).date() - timedelta(days=1)
+
+
+def build_daily_pipeline_schedule(timezone: str = "UTC") -> dg.ScheduleDefinition:
+    """02:00 in `timezone` every day, for the newest UTC day that has ended by then."""
+
+    # build_schedule_from_partitioned_job fixes the time zone to the partitions' (UTC); this one is configurable
+    @dg.schedule(
+        name="daily_pipeline_schedule",
+        job=daily_pipeline_job,
+        cron_schedule="0 2 * * *",
+        execution_timezone=timezone,
+        description="Runs the daily pipeline at 02:00 (SCHEDULE_TIMEZONE) for the newest day that has ended.",
+    )
+    def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext):
+        day = last_complete_day(context.scheduled_execution_time).isoformat()
+        return dg.RunRequest(run_key=day, partition_key=day)
+
+    return daily_pipeline_schedule
+
+
+def build_schedules(timezone: str = "UTC") -> list[dg.ScheduleDefinition]:
+    return [build_daily_pipeline_schedule(timezone)]
+
 
 jobs = [daily_pipeline_job, data_quality_checks_job]
-schedules = [daily_pipeline_schedule]
+schedules = build_schedules()

@@ -1,7 +1,7 @@
 """Alerts to Slack (incoming webhook), e-mail (SMTP) and PagerDuty (Events API v2); locally to the log.
 
-Payloads are built only from an `Alert`: a title, a severity, lowercase
-identifiers (asset, check, job, step keys), numbers, the run id and a link. The
+Payloads are built only from an `Alert`: a title, a severity,
+identifiers without spaces (asset, check, job, step keys), numbers, the run id and a link. The
 `Alert` refuses text that looks like PHI (member ids, e-mail addresses, social
 security numbers, member pseudonyms, long digit runs), so a payload cannot carry
 a member's data. Delivery never raises into the pipeline: a channel that fails
@@ -37,8 +37,8 @@ _PHI_PATTERNS = {
     "member pseudonym": re.compile(r"\b[0-9a-f]{64}\b", re.IGNORECASE),
 }
 _LONG_NUMBER = re.compile(r"(?<![\w-])\d{9,}(?![\w-])")
-# identifiers are lowercase names, keys and partitions: no room for a person's name
-_IDENTIFIER = re.compile(r"^[a-z0-9_./:\-\[\]]+$")
+# identifiers are names, keys and partitions without spaces: no room for a person's full name
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_./:\-\[\]]+$")
 _RUN_ID = re.compile(r"^[0-9a-f-]{1,64}$")
 
 
@@ -79,11 +79,13 @@ class Alert:
             value = getattr(self, name)
             if value is not None:
                 if not _IDENTIFIER.match(value):
-                    raise PhiInAlertError(f"alert field {name!r} must be a lowercase identifier (asset/check/job key)")
+                    raise PhiInAlertError(
+                        f"alert field {name!r} must be an identifier without spaces (asset/check/job key)"
+                    )
                 _guard(name, value)
         for step in self.steps:
             if not _IDENTIFIER.match(step):
-                raise PhiInAlertError("alert steps must be lowercase step keys")
+                raise PhiInAlertError("alert steps must be step keys without spaces")
             _guard("steps", step)
         if self.run_id is not None and not _RUN_ID.match(self.run_id):
             raise PhiInAlertError("alert field 'run_id' must be a Dagster run id")
@@ -91,7 +93,7 @@ class Alert:
             _guard("link", self.link, long_numbers=False)
         for key, value in self.numbers.items():
             if not _IDENTIFIER.match(key):
-                raise PhiInAlertError("alert number names must be lowercase identifiers")
+                raise PhiInAlertError("alert number names must be identifiers without spaces")
             if not isinstance(value, int | float):  # bool is an int
                 raise PhiInAlertError(f"alert number {key!r} must be a number, got {type(value).__name__}")
 
@@ -179,6 +181,10 @@ class AlertsResource(dg.ConfigurableResource):
     max_attempts: int = 3
     backoff_seconds: float = 1.0
     timeout_seconds: float = 10.0
+    dagster_url: str | None = None  # base URL of the Dagster UI, for links in alerts
+
+    def run_link(self, run_id: str) -> str | None:
+        return f"{self.dagster_url.rstrip('/')}/runs/{run_id}" if self.dagster_url else None
 
     def send(self, alert: Alert) -> dict[str, bool]:
         """Delivers to each channel; returns whether each one accepted the alert. Never raises."""
@@ -255,5 +261,6 @@ def build_alerts(settings: AlertSettings) -> AlertsResource:
         email_from=settings.email_from,
         email_to=list(settings.email_to),
         pagerduty_events_url=settings.pagerduty_events_url,
+        dagster_url=settings.dagster_url,
         **secrets,
     )
