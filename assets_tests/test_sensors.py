@@ -1,6 +1,8 @@
 """Sensor and schedule ticks against a real Dagster instance, with alerts delivered to a local HTTP receiver."""
 
 import json
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -43,8 +45,14 @@ def monitored_scores(config: DriftConfig) -> float:
     return config.psi
 
 
+# cleared by a test to hold the PSI gate in progress
+PSI_GATE_OPEN = threading.Event()
+PSI_GATE_OPEN.set()
+
+
 @dg.asset_check(asset=monitored_scores, name="psi_within_limits")
 def psi_within_limits(monitored_scores: float) -> dg.AssetCheckResult:
+    PSI_GATE_OPEN.wait(timeout=120)
     return dg.AssetCheckResult(
         passed=monitored_scores < 0.2,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -129,6 +137,30 @@ def test_drift_sensor_switched_on_after_old_failures_looks_at_the_latest_evaluat
     assert len(first.run_requests) == 1  # the latest failed evaluation, not the whole history
     _evaluate_checks(instance, psi=0.01)
     assert _tick(instance, first.cursor, _slack(http_receiver)).run_requests == []
+
+
+def test_drift_sensor_waits_for_an_evaluation_in_progress_and_then_fires_once(instance, http_receiver):
+    alerts = _slack(http_receiver)
+    cursor = _tick(instance, None, alerts).cursor
+    PSI_GATE_OPEN.clear()
+    run = threading.Thread(target=_evaluate_checks, args=(instance, 0.6))
+    run.start()
+    try:
+        storage = instance.event_log_storage
+        while not storage.get_asset_check_execution_history(PSI_CHECK, limit=1):  # wait for the check to be planned
+            time.sleep(0.05)
+        [planned] = storage.get_asset_check_execution_history(PSI_CHECK, limit=1)
+        assert planned.event is None or planned.event.asset_check_evaluation is None
+        during = _tick(instance, cursor, alerts)
+        assert during.run_requests == []
+        assert json.loads(during.cursor)["after"] < planned.id  # not past the evaluation in progress
+    finally:
+        PSI_GATE_OPEN.set()
+        run.join()
+    after = _tick(instance, during.cursor, alerts)
+    assert len(after.run_requests) == 1
+    assert _tick(instance, after.cursor, alerts).run_requests == []
+    assert len(http_receiver.requests) == 1
 
 
 def test_drift_sensor_needs_checks_and_resolves_against_its_job():
