@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import Any
 
 import dagster as dg
 
@@ -226,7 +227,7 @@ class AlertsResource(dg.ConfigurableResource):
         request = urllib.request.Request(  # noqa: S310 (scheme checked above)
             url, data=json.dumps(payload).encode("utf-8"), headers={"Content-Type": "application/json"}, method="POST"
         )
-        with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:  # noqa: S310  # nosec B310
             response.read()
 
     def _send_slack(self, alert: Alert) -> None:
@@ -252,7 +253,7 @@ class AlertsResource(dg.ConfigurableResource):
 
 def build_alerts(settings: AlertSettings) -> AlertsResource:
     """The alerts resource of an environment; secrets by environment-variable name, resolved by Dagster."""
-    secrets = {name: dg.EnvVar(variable) for name, variable in settings.secret_variables}
+    secrets: dict[str, Any] = {name: dg.EnvVar(variable) for name, variable in settings.secret_variables}
     return AlertsResource(
         channels=list(settings.channels),
         smtp_host=settings.smtp_host,
