@@ -26,7 +26,7 @@ ALERT_SECRET_VARIABLES = {
     "slack_webhook_url": "SLACK_WEBHOOK_URL",
     "pagerduty_routing_key": "PAGERDUTY_ROUTING_KEY",
     "smtp_username": "ALERT_SMTP_USERNAME",
-    "smtp_password": "ALERT_SMTP_PASSWORD",
+    "smtp_password": "ALERT_SMTP_PASSWORD",  # nosec B105 (a variable name, not a password)
 }
 _CHANNEL_SECRETS = {
     "slack": (("slack_webhook_url", True),),
