@@ -6,21 +6,33 @@ from healthcare_assets.assets import bronze, gold, landing, silver
 from healthcare_assets.automation import jobs
 from healthcare_assets.checks import quality
 from healthcare_assets.resources.build import build_resources
+from healthcare_assets.resources.databricks import launch_spark_steps
 from healthcare_assets.settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
+    # every Spark asset and its checks go through the step launcher (in-process locally, Databricks deployed)
+    assets, checks = launch_spark_steps(
+        [*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])], quality.quality_checks
+    )
     return dg.Definitions(
-        assets=[*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])],
-        asset_checks=quality.quality_checks,
+        assets=assets,
+        asset_checks=checks,
         jobs=jobs.jobs,
         schedules=jobs.schedules,
         resources=build_resources(settings),
-        # Spark parallelises inside a step; one process keeps one embedded engine for the whole run.
-        executor=dg.in_process_executor,
+        executor=executor(settings),
     )
+
+
+def executor(settings: Settings) -> dg.ExecutorDefinition:
+    if settings.profile.executor == "in_process":
+        # Spark parallelises inside a step; one process keeps one embedded engine for the whole run.
+        return dg.in_process_executor
+    # deployed steps mostly wait for their Databricks run: launch several side by side
+    return dg.multiprocess_executor.configured({"max_concurrent": settings.profile.max_concurrent_steps})
 
 
 defs = build_definitions(load_settings())
