@@ -31,8 +31,24 @@ def executor(settings: Settings) -> dg.ExecutorDefinition:
     if settings.profile.executor == "in_process":
         # Spark parallelises inside a step; one process keeps one embedded engine for the whole run.
         return dg.in_process_executor
-    # deployed steps mostly wait for their Databricks run: launch several side by side
-    return dg.multiprocess_executor.configured({"max_concurrent": settings.profile.max_concurrent_steps})
+    # deployed steps mostly wait for their Databricks run: several side by side unless the run config
+    # picks `execution: {config: {in_process: {}}}` or its own `max_concurrent`
+    limit = settings.profile.max_concurrent_steps
+
+    def with_default_limit(config: dict) -> dict:
+        multiprocess = config.get("multiprocess")
+        if multiprocess is not None and not multiprocess.get("max_concurrent"):
+            return {"multiprocess": {**multiprocess, "max_concurrent": limit}}
+        return config
+
+    return dg.multi_or_in_process_executor.configured(
+        with_default_limit, config_schema=dg.multi_or_in_process_executor.config_schema
+    )
 
 
-defs = build_definitions(load_settings())
+def load_definitions() -> dg.Definitions:
+    """The code location for the environment the variables describe now (a code pointer target)."""
+    return build_definitions(load_settings())
+
+
+defs = load_definitions()

@@ -72,6 +72,9 @@ class Settings:
     on_databricks_cluster: bool = False
     # run steps on this all-purpose cluster instead of a new job cluster per step
     existing_cluster_id: str | None = None
+    # how often the orchestrator polls a step's Databricks run, and how long the run may take
+    databricks_poll_seconds: float = 10.0
+    step_timeout_seconds: int = PROFILES["local"].step_timeout_seconds
 
     @property
     def is_local(self) -> bool:
@@ -124,7 +127,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         profile=profile,
         on_databricks_cluster=on_cluster,
         existing_cluster_id=environ.get("HEALTHCARE_CLUSTER_ID") or None,
+        databricks_poll_seconds=_number(environ, "DATABRICKS_POLL_SECONDS", 10.0),
+        step_timeout_seconds=int(_number(environ, "HEALTHCARE_STEP_TIMEOUT_SECONDS", profile.step_timeout_seconds)),
     )
+
+
+def _number(environ: Mapping[str, str], variable: str, default: float) -> float:
+    raw = environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{variable}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigurationError(f"{variable}={raw!r} must be positive")
+    return value
 
 
 def _require_workspace(environment: str, environ: Mapping[str, str]) -> None:

@@ -75,7 +75,7 @@ def new_cluster(profile: EnvironmentProfile) -> dict[str, Any]:
     }
 
 
-def launcher_config(settings: Settings, poll_interval_seconds: float = 10.0) -> dict[str, Any]:
+def launcher_config(settings: Settings) -> dict[str, Any]:
     """Config of dagster-databricks' step launcher for the environment (credentials as env references)."""
     profile = settings.profile
     cluster = (
@@ -87,7 +87,7 @@ def launcher_config(settings: Settings, poll_interval_seconds: float = 10.0) -> 
             "cluster": cluster,
             "libraries": [{"whl": profile.wheel_uri}] + [{"pypi": {"package": lib}} for lib in CLUSTER_LIBRARIES],
             "install_default_libraries": True,
-            "timeout_seconds": profile.step_timeout_seconds,
+            "timeout_seconds": settings.step_timeout_seconds,
         },
         "databricks_host": {"env": HOST_VARIABLE},
         "databricks_token": {"env": TOKEN_VARIABLE},
@@ -96,8 +96,8 @@ def launcher_config(settings: Settings, poll_interval_seconds: float = 10.0) -> 
             {"name": secret.variable, "key": secret.key, "scope": profile.secret_scope} for secret in profile.secrets
         ],
         "staging_prefix": profile.staging_prefix,
-        "max_completion_wait_time_seconds": profile.step_timeout_seconds,
-        "poll_interval_sec": poll_interval_seconds,
+        "max_completion_wait_time_seconds": settings.step_timeout_seconds,
+        "poll_interval_sec": settings.databricks_poll_seconds,
         "verbose_logs": False,
     }
 
@@ -152,10 +152,10 @@ def databricks_spark_step_launcher(context: dg.InitResourceContext) -> Iterator[
         yield launcher
 
 
-def step_launcher_resource(settings: Settings, poll_interval_seconds: float = 10.0) -> dg.ResourceDefinition:
+def step_launcher_resource(settings: Settings) -> dg.ResourceDefinition:
     """The `SPARK_STEP_LAUNCHER` resource of an environment."""
     if settings.launches_steps_on_databricks:
-        return databricks_spark_step_launcher.configured(launcher_config(settings, poll_interval_seconds))
+        return databricks_spark_step_launcher.configured(launcher_config(settings))
     where = "on the Databricks cluster" if settings.on_databricks_cluster else "locally"
     return dg.ResourceDefinition.none_resource(description=f"Spark steps run in-process ({where}).")
 
@@ -210,7 +210,7 @@ def _with_launcher(asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
     return dg.AssetsDefinition.dagster_internal_init(**{**asset.get_attributes_dict(), "node_def": launched_op})
 
 
-def pipes_databricks_client(settings: Settings, poll_interval_seconds: float = 10.0) -> dg.ResourceDefinition:
+def pipes_databricks_client(settings: Settings) -> dg.ResourceDefinition:
     """Dagster Pipes client for Databricks (model training scripts); deployed environments only."""
 
     @dg.resource(description="Dagster Pipes client that runs a script as a Databricks job run.")
@@ -218,7 +218,7 @@ def pipes_databricks_client(settings: Settings, poll_interval_seconds: float = 1
         from dagster_databricks import PipesDatabricksClient
 
         # WorkspaceClient reads DATABRICKS_HOST / DATABRICKS_TOKEN itself, at run time
-        return PipesDatabricksClient(client=WorkspaceClient(), poll_interval_seconds=poll_interval_seconds)
+        return PipesDatabricksClient(client=WorkspaceClient(), poll_interval_seconds=settings.databricks_poll_seconds)
 
     if settings.launches_steps_on_databricks:
         return _pipes_client
