@@ -90,6 +90,9 @@ class RunOutcome:
 
 def materialize_on_databricks(selection: list[dg.AssetKey], day: date = DAY) -> RunOutcome:
     """Runs the code location (as a run worker would: by code pointer) for the environment now configured."""
+    # the definitions are cached per code pointer; each test configures the environment afresh
+    ReconstructableJob.get_definition.cache_clear()
+    ReconstructableJob.get_repository_definition.cache_clear()
     pointer = ModuleCodePointer("healthcare_assets.definitions", "load_definitions", working_directory=str(ROOT))
     job = ReconstructableJob(ReconstructableRepository(pointer), "__ASSET_JOB")
     # the tables only: each check would be one more Databricks run
@@ -176,7 +179,7 @@ def test_a_job_cluster_that_terminates_fails_the_run_with_the_termination_reason
     workspace.cluster_termination_reason = "CLOUD_PROVIDER_LAUNCH_FAILURE (CLOUD_FAILURE)"
     result = materialize_on_databricks(BRONZE)
     assert not result.success
-    assert "result state: `FAILED`" in result.errors
+    assert "failed with result state: `DatabricksRunResultState.FAILED`" in result.errors
     assert "was terminated. Reason: CLOUD_PROVIDER_LAUNCH_FAILURE" in result.errors
 
 
