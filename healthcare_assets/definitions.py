@@ -3,7 +3,7 @@
 import dagster as dg
 
 from healthcare_assets.assets import bronze, gold, landing, silver
-from healthcare_assets.automation import jobs
+from healthcare_assets.automation import governance, jobs
 from healthcare_assets.checks import quality
 from healthcare_assets.resources.build import build_resources
 from healthcare_assets.resources.databricks import launch_spark_steps
@@ -20,7 +20,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=jobs.jobs,
+        jobs=[*jobs.jobs, *governance.deployment_jobs(settings)],
         schedules=jobs.schedules,
         resources=build_resources(settings),
         executor=executor(settings),
