@@ -207,3 +207,15 @@ def test_a_missing_secret_fails_before_any_cluster_starts_and_says_how_to_add_it
     assert not result.success
     assert f"databricks secrets put-secret {DEV.secret_scope} pseudonymisation-key" in result.errors
     assert workspace.runs == {}
+
+
+def test_the_deploy_command_uploads_the_wheel_and_checks_the_secret_scope(workspace, project_wheel, capsys):
+    from healthcare_assets import deploy
+
+    workspace.local_path(DEV.wheel_uri).unlink()
+    assert deploy.main(["upload-wheel", str(project_wheel)]) == 0
+    assert workspace.local_path(DEV.wheel_uri).read_bytes() == project_wheel.read_bytes()
+    assert deploy.main(["check-secrets"]) == 0
+    WorkspaceClient(host=workspace.url, token=TOKEN).secrets.delete_secret(DEV.secret_scope, "pseudonymisation-key")
+    assert deploy.main(["check-secrets"]) == 1
+    assert "put-secret healthcare-dev pseudonymisation-key" in capsys.readouterr().err
