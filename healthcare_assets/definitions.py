@@ -42,7 +42,7 @@ def executor(settings: Settings) -> dg.ExecutorDefinition:
         return config
 
     return dg.multi_or_in_process_executor.configured(
-        with_default_limit, config_schema=dg.multi_or_in_process_executor.config_schema
+        with_default_limit, config_schema=dg.multi_or_in_process_executor.config_schema.as_field()
     )
 
 

@@ -11,15 +11,16 @@ GRANTS_JOB = "unity_catalog_grants"
 
 def deployment_jobs(settings: Settings) -> list[dg.JobDefinition]:
     """Jobs that exist only where there is a Unity Catalog catalog to govern (deployed environments)."""
-    if settings.catalog is None:
+    catalog = settings.catalog
+    if catalog is None:
         return []
-    statements = governance_statements(settings.catalog, settings.profile.principals)
+    statements = governance_statements(catalog, settings.profile.principals)
 
     @dg.op(
         name="apply_unity_catalog_grants",
         # runs on the cluster like every Spark step: the grants need the workspace's SQL
         required_resource_keys={"lakehouse", SPARK_STEP_LAUNCHER},
-        description=f"Applies {len(statements)} GRANT / COMMENT / SET TAGS statements to {settings.catalog}.",
+        description=f"Applies {len(statements)} GRANT / COMMENT / SET TAGS statements to {catalog}.",
     )
     def apply_unity_catalog_grants(context: dg.OpExecutionContext) -> dg.Output[int]:
         spark = context.resources.lakehouse.spark.get_session()
@@ -31,7 +32,7 @@ def deployment_jobs(settings: Settings) -> list[dg.JobDefinition]:
         return dg.Output(
             len(statements),
             metadata={
-                "catalog": dg.MetadataValue.text(settings.catalog),
+                "catalog": dg.MetadataValue.text(catalog),
                 "grants": dg.MetadataValue.md("\n".join(f"- `{s}`" for s in grants)),
                 "statements": dg.MetadataValue.int(len(statements)),
             },
