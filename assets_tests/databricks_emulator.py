@@ -30,6 +30,7 @@ import base64
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -165,9 +166,6 @@ class DatabricksEmulator:
         self._server.server_close()
 
     # -- helpers for tests -------------------------------------------------------------
-    def put_secret(self, scope: str, key: str, value: str) -> None:
-        self.secrets.setdefault(scope, {})[key] = value.encode("utf-8")
-
     def create_scope(self, scope: str) -> None:
         self.secrets.setdefault(scope, {})
 
@@ -299,8 +297,6 @@ class DatabricksEmulator:
         if local.is_dir():
             if any(local.iterdir()) and not body.get("recursive"):
                 raise ApiError(400, "IO_ERROR", f"Directory {body['path']} is not empty.")
-            import shutil
-
             shutil.rmtree(local)
         elif local.exists():
             local.unlink()
@@ -506,7 +502,7 @@ class DatabricksEmulator:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb") as log:
             run.process = subprocess.Popen(  # noqa: S603 (this machine's python running the uploaded task)
-                [self.python, "-c", _RUNTIME_BOOTSTRAP, str(main_file), *parameters],
+                [self.python, "-u", "-c", _RUNTIME_BOOTSTRAP, str(main_file), *parameters],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=environ,

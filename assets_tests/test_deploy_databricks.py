@@ -152,6 +152,12 @@ def test_a_dev_spark_asset_runs_as_a_databricks_job_and_its_events_come_back(wor
     lakehouse = Path(os.environ["LAKEHOUSE_ROOT"])
     assert rows == len(DeltaTable(str(lakehouse / "bronze" / "medical_claims")).to_pandas()) > 0
     assert any("Waiting for Databricks run" in message for message in result.engine_messages)
+    (run_id,) = workspace.runs
+    output = WorkspaceClient(host=workspace.url, token=TOKEN).jobs.get_run_output(run_id)
+    assert output.metadata.state.result_state.value == "SUCCESS"
+    # the step's stdout, which the launcher reads back from DBFS: the key was exported from the scope
+    (stdout,) = [p for p in workspace.dbfs_root.rglob("stdout")]
+    assert "Exporting PSEUDONYMISATION_KEY from Databricks secret pseudonymisation-key" in stdout.read_text()
 
     # the step's settings reached the cluster; the pseudonymisation key only through the secret scope
     staged = [p for p in workspace.dbfs_root.rglob("*") if p.is_file()]
