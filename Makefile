@@ -75,7 +75,7 @@ VALIDATE_WORKSPACE := DATABRICKS_HOST=https://validate.invalid DATABRICKS_TOKEN=
 .PHONY: validate-all typecheck security coverage wheel actionlint workflows
 
 # `dagster definitions validate` for every environment.
-validate-all: $(STAMP)
+validate-all: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	@for env in $(ENVIRONMENTS); do \
 		echo "validating $$env"; \
 		HEALTHCARE_ENV=$$env $(VALIDATE_WORKSPACE) $(BIN)/dagster definitions validate -m healthcare_assets.definitions || exit 1; \
