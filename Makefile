@@ -65,3 +65,59 @@ jars: $(JARS)
 # Re-resolve requirements.lock after changing a pin in pyproject.toml.
 lock: $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+
+# --- CI and deployment (the GitHub Actions workflows call these targets) ---
+ENVIRONMENTS := local dev staging prod
+ACTIONLINT_VERSION := v1.7.12
+# Deployed environments refuse to load without a workspace; validation needs none (no network at load time).
+VALIDATE_WORKSPACE := DATABRICKS_HOST=https://validate.invalid DATABRICKS_TOKEN=unused
+
+.PHONY: validate-all typecheck security coverage wheel actionlint workflows
+
+# `dagster definitions validate` for every environment.
+validate-all: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	@for env in $(ENVIRONMENTS); do \
+		echo "validating $$env"; \
+		HEALTHCARE_ENV=$$env $(VALIDATE_WORKSPACE) $(BIN)/dagster definitions validate -m healthcare_assets.definitions || exit 1; \
+	done
+
+typecheck: $(STAMP)
+	$(BIN)/mypy healthcare_assets
+
+# Static security scan of the package and a vulnerability audit of the pinned lock.
+security: $(STAMP)
+	$(BIN)/bandit -q -r healthcare_assets -ll
+	$(BIN)/pip-audit -r requirements.lock --progress-spinner off
+
+coverage: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --cov --cov-report=term --cov-report=xml
+
+# The project wheel job clusters install (uploaded by `python -m healthcare_assets.deploy upload-wheel`).
+wheel: $(STAMP)
+	$(BIN)/uv build --wheel --out-dir dist
+
+# actionlint through the Go module proxy into the git-ignored .tools/ folder.
+.tools/actionlint:
+	GOBIN=$(CURDIR)/.tools go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+actionlint: .tools/actionlint
+
+# The workflows parse, lint clean and call only targets and modules that exist.
+workflows: $(STAMP) actionlint
+	$(BIN)/yamllint -d relaxed .github/workflows dagster_cloud.yaml workspace.yaml
+	.tools/actionlint
+
+# Dagster+ (CD only; the dagster-cloud CLI is installed into its own virtualenv, outside the pinned stack).
+DEPLOYMENT ?= dev
+JOB ?= data_quality_checks
+DAGSTER_CLOUD := .dagster-cloud/bin/dagster-cloud
+.PHONY: dagster-plus-deploy dagster-plus-job
+$(DAGSTER_CLOUD):
+	$(PYTHON) -m venv .dagster-cloud
+	.dagster-cloud/bin/python -m pip install --quiet dagster-cloud
+dagster-plus-deploy: $(DAGSTER_CLOUD)
+	$(DAGSTER_CLOUD) ci init --project-dir . --deployment $(DEPLOYMENT) --location-name healthcare_assets
+	$(DAGSTER_CLOUD) ci build --build-strategy python-executable
+	$(DAGSTER_CLOUD) ci deploy
+dagster-plus-job: $(DAGSTER_CLOUD)
+	$(DAGSTER_CLOUD) job launch --deployment $(DEPLOYMENT) --location healthcare_assets --job $(JOB)

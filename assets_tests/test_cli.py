@@ -34,7 +34,7 @@ def test_definitions_validate(cli_env):
 def test_definitions_validate_fails_clearly_on_bad_configuration(cli_env):
     result = _dagster({**cli_env, "HEALTHCARE_ENV": "prod"}, "definitions", "validate", *MODULE)
     assert result.returncode != 0
-    assert "PSEUDONYMISATION_KEY is not set" in result.stdout + result.stderr
+    assert "DATABRICKS_HOST is not set" in result.stdout + result.stderr
 
 
 def test_asset_list_shows_every_layer(cli_env):

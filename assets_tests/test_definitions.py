@@ -54,7 +54,9 @@ def test_daily_pipeline_job_and_its_schedule_exist():
 
 
 def test_deployed_environments_declare_landing_as_external_feeds():
-    deployed = build_definitions(load_settings({"HEALTHCARE_ENV": "dev", "PSEUDONYMISATION_KEY": "k"}))
+    deployed = build_definitions(
+        load_settings({"HEALTHCARE_ENV": "dev", "DATABRICKS_HOST": "https://dev.example.com", "DATABRICKS_TOKEN": "t"})
+    )
     landing = [s for s in deployed.resolve_all_asset_specs() if s.group_name == "landing"]
     assert landing and not any(deployed.resolve_assets_def(s.key).is_executable for s in landing)
 

@@ -11,7 +11,9 @@ from healthcare_assets.settings import load_settings
 def test_local_store_sits_next_to_the_lakehouse(tmp_path):
     settings = load_settings({"LAKEHOUSE_ROOT": str(tmp_path / "lakehouse")})
     assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path / '.mlflow' / 'mlflow.db'}"
-    deployed = load_settings({"HEALTHCARE_ENV": "dev", "PSEUDONYMISATION_KEY": "k"})
+    deployed = load_settings(
+        {"HEALTHCARE_ENV": "dev", "DATABRICKS_HOST": "https://dev.example.com", "DATABRICKS_TOKEN": "t"}
+    )
     assert (deployed.mlflow_tracking_uri, deployed.mlflow_registry_uri) == ("databricks", "databricks-uc")
 
 

@@ -3,25 +3,53 @@
 import dagster as dg
 
 from healthcare_assets.assets import bronze, gold, landing, silver
-from healthcare_assets.automation import jobs, sensors
+from healthcare_assets.automation import governance, jobs, sensors
 from healthcare_assets.checks import quality
 from healthcare_assets.resources.build import build_resources
+from healthcare_assets.resources.databricks import launch_spark_steps
 from healthcare_assets.settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
+    # every Spark asset and its checks go through the step launcher (in-process locally, Databricks deployed)
+    assets, checks = launch_spark_steps(
+        [*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])], quality.quality_checks
+    )
     return dg.Definitions(
-        assets=[*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])],
-        asset_checks=quality.quality_checks,
-        jobs=jobs.jobs,
+        assets=assets,
+        asset_checks=checks,
+        jobs=[*jobs.jobs, *governance.deployment_jobs(settings)],
         schedules=jobs.build_schedules(settings.schedule_timezone),
         sensors=sensors.build_sensors(settings.landing_root),
         resources=build_resources(settings),
-        # Spark parallelises inside a step; one process keeps one embedded engine for the whole run.
-        executor=dg.in_process_executor,
+        executor=executor(settings),
     )
 
 
-defs = build_definitions(load_settings())
+def executor(settings: Settings) -> dg.ExecutorDefinition:
+    if settings.profile.executor == "in_process":
+        # Spark parallelises inside a step; one process keeps one embedded engine for the whole run.
+        return dg.in_process_executor
+    # deployed steps mostly wait for their Databricks run: several side by side unless the run config
+    # picks `execution: {config: {in_process: {}}}` or its own `max_concurrent`
+    limit = settings.profile.max_concurrent_steps
+
+    def with_default_limit(config: dict) -> dict:
+        multiprocess = config.get("multiprocess")
+        if multiprocess is not None and not multiprocess.get("max_concurrent"):
+            return {"multiprocess": {**multiprocess, "max_concurrent": limit}}
+        return config
+
+    return dg.multi_or_in_process_executor.configured(
+        with_default_limit, config_schema=dg.multi_or_in_process_executor.config_schema.as_field()
+    )
+
+
+def load_definitions() -> dg.Definitions:
+    """The code location for the environment the variables describe now (a code pointer target)."""
+    return build_definitions(load_settings())
+
+
+defs = load_definitions()

@@ -12,6 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from healthcare_assets.environments import (
+    DATABRICKS_STEP_LAUNCHER,
+    HOST_VARIABLE,
+    PROFILES,
+    RUNTIME_VARIABLE,
+    TOKEN_VARIABLE,
+    EnvironmentProfile,
+)
+
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 ENGINES = ("sail", "classic", "databricks")
 PSEUDONYMISATION_KEY_VARIABLE = "PSEUDONYMISATION_KEY"
@@ -144,15 +153,31 @@ class Settings:
     mlflow_registry_uri: str | None = None
     schedule_timezone: str = "UTC"
     alerts: AlertSettings = AlertSettings()
+    # catalog names, cluster, secret scope, launcher and executor of the environment
+    profile: EnvironmentProfile = PROFILES["local"]
+    # True inside a step's Databricks run (the runtime sets DATABRICKS_RUNTIME_VERSION)
+    on_databricks_cluster: bool = False
+    # run steps on this all-purpose cluster instead of a new job cluster per step
+    existing_cluster_id: str | None = None
+    # how often the orchestrator polls a step's Databricks run, and how long the run may take
+    databricks_poll_seconds: float = 10.0
+    step_timeout_seconds: int = PROFILES["local"].step_timeout_seconds
 
     @property
     def is_local(self) -> bool:
         return self.environment == "local"
 
+    @property
+    def launches_steps_on_databricks(self) -> bool:
+        """Spark steps go to Databricks from the orchestrator; on the cluster itself they run in-process."""
+        return self.profile.launcher == DATABRICKS_STEP_LAUNCHER and not self.on_databricks_cluster
+
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     environment = get_environment(environ)
+    profile = PROFILES[environment]
+    on_cluster = bool(environ.get(RUNTIME_VARIABLE))
     default_engine = "sail" if environment == "local" else "databricks"
     engine = environ.get("SPARK_ENGINE", default_engine).strip().lower()
     if engine not in ENGINES:
@@ -168,10 +193,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     else:
         root = environ.get("LAKEHOUSE_ROOT", f"/Volumes/healthcare_{environment}/lakehouse")
         landing = environ.get("LANDING_ROOT", f"/Volumes/healthcare_{environment}/landing/feeds")
-        catalog = environ.get("HEALTHCARE_CATALOG", f"healthcare_{environment}")
-        tracking = environ.get("MLFLOW_TRACKING_URI", "databricks")
-        registry = environ.get("MLFLOW_REGISTRY_URI", "databricks-uc")
-        pseudonymisation_key(environment, environ=environ)  # fail at load time, not in the middle of a run
+        # empty: tables addressed by path under LAKEHOUSE_ROOT (a workspace without Unity Catalog)
+        catalog = environ.get("HEALTHCARE_CATALOG", profile.catalog) or None
+        tracking = environ.get("MLFLOW_TRACKING_URI", profile.mlflow_tracking_uri or "databricks")
+        registry = environ.get("MLFLOW_REGISTRY_URI", profile.mlflow_registry_uri or "databricks-uc")
+        # fail at load time, not in the middle of a run
+        if on_cluster or profile.launcher != DATABRICKS_STEP_LAUNCHER:
+            # where steps run: on Databricks the key arrives from the secret scope
+            pseudonymisation_key(environment, environ=environ)
+        else:
+            _require_workspace(environment, environ)
     return Settings(
         environment=environment,
         spark_engine=engine,
@@ -182,4 +213,39 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mlflow_registry_uri=registry,
         schedule_timezone=_schedule_timezone(environ),
         alerts=load_alert_settings(environ),
+        profile=profile,
+        on_databricks_cluster=on_cluster,
+        existing_cluster_id=environ.get("HEALTHCARE_CLUSTER_ID") or None,
+        databricks_poll_seconds=_number(environ, "DATABRICKS_POLL_SECONDS", 10.0),
+        step_timeout_seconds=int(_number(environ, "HEALTHCARE_STEP_TIMEOUT_SECONDS", profile.step_timeout_seconds)),
     )
+
+
+def _number(environ: Mapping[str, str], variable: str, default: float) -> float:
+    raw = environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{variable}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigurationError(f"{variable}={raw!r} must be positive")
+    return value
+
+
+def _require_workspace(environment: str, environ: Mapping[str, str]) -> None:
+    """The orchestrator of a deployed environment submits steps to Databricks: host and token must be set."""
+    host = environ.get(HOST_VARIABLE, "").strip()
+    if not host:
+        raise ConfigurationError(
+            f"{HOST_VARIABLE} is not set: environment {environment!r} runs its Spark steps on Databricks; "
+            "set it to the workspace URL, e.g. https://<workspace>.cloud.databricks.com"
+        )
+    if not host.startswith(("https://", "http://")):
+        raise ConfigurationError(f"{HOST_VARIABLE} must be the workspace URL starting with https://")
+    if not environ.get(TOKEN_VARIABLE, "").strip():
+        raise ConfigurationError(
+            f"{TOKEN_VARIABLE} is not set: environment {environment!r} needs a Databricks token of the "
+            "pipeline's service principal (a Dagster+ secret or a GitHub environment secret)"
+        )

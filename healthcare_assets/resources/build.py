@@ -1,6 +1,12 @@
 """The resources of an environment, built from its settings."""
 
 from healthcare_assets.resources.alerts import build_alerts
+from healthcare_assets.resources.databricks import (
+    PIPES_DATABRICKS,
+    SPARK_STEP_LAUNCHER,
+    pipes_databricks_client,
+    step_launcher_resource,
+)
 from healthcare_assets.resources.lakehouse import DeltaIOManager, LakehouseResource
 from healthcare_assets.resources.mlflow import MlflowResource
 from healthcare_assets.resources.privacy import PrivacyResource
@@ -19,4 +25,7 @@ def build_resources(settings: Settings) -> dict:
         "privacy": PrivacyResource(environment=settings.environment),
         "mlflow": MlflowResource(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri),
         "alerts": build_alerts(settings.alerts),
+        # in-process locally and on the cluster; the Databricks step launcher / Pipes client when deployed
+        SPARK_STEP_LAUNCHER: step_launcher_resource(settings),
+        PIPES_DATABRICKS: pipes_databricks_client(settings),
     }

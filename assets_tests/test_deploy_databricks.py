@@ -1,0 +1,227 @@
+"""The dev deployment end to end against a local Databricks workspace (`databricks_emulator.py`).
+
+The orchestrator side is the real code location in `dev` with dagster-databricks'
+step launcher and the Databricks SDK talking HTTP to the emulator; the emulated
+cluster runs the uploaded `databricks_step_main.py` on this machine with the
+embedded Sail engine, and the step's events come back into the local instance.
+"""
+
+import gzip
+import os
+import pickle
+import subprocess
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.code_pointer import ModuleCodePointer
+from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
+from databricks.sdk import WorkspaceClient
+from deltalake import DeltaTable
+
+from assets_tests.databricks_emulator import DatabricksEmulator
+from assets_tests.pipeline import SMALL_DATA
+from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
+from healthcare_assets.assets.landing import SyntheticDataConfig
+from healthcare_assets.domain.synthetic import write_landing_day
+from healthcare_assets.environments import PROFILES, RUNTIME
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "dapi-emulator-token"
+DEV = PROFILES["dev"]
+DAY = date(2026, 1, 1)
+PSEUDONYMISATION_KEY = "dev-pseudonymisation-key-from-the-scope"
+BRONZE = [*BRONZE_KEYS.values(), QUARANTINE_KEY]
+
+
+@pytest.fixture(scope="module")
+def project_wheel(tmp_path_factory) -> Path:
+    """The wheel the deploy workflow uploads (built the same way: `uv build --wheel`)."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [str(ROOT / ".venv/bin/uv"), "build", "--wheel", "--quiet", "--out-dir", str(out), str(ROOT)], check=True
+    )
+    return next(out.glob("healthcare_assets-*.whl"))
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, project_wheel):
+    """The emulated workspace with the dev secret scope and the wheel, and the orchestrator's variables for dev."""
+    with DatabricksEmulator(tmp_path / "workspace", TOKEN) as emulator:
+        client = WorkspaceClient(host=emulator.url, token=TOKEN)
+        client.secrets.create_scope(DEV.secret_scope)
+        client.secrets.put_secret(DEV.secret_scope, "pseudonymisation-key", string_value=PSEUDONYMISATION_KEY)
+        with project_wheel.open("rb") as wheel:
+            client.dbfs.upload(DEV.wheel_uri.removeprefix("dbfs:"), wheel, overwrite=True)
+        lakehouse = tmp_path / "lakehouse"
+        for variable in (
+            "PSEUDONYMISATION_KEY",
+            "DAGSTER_CLOUD_DEPLOYMENT_NAME",
+            "SPARK_ENGINE",
+            "HEALTHCARE_CLUSTER_ID",
+        ):
+            monkeypatch.delenv(variable, raising=False)
+        monkeypatch.setenv("HEALTHCARE_ENV", "dev")
+        monkeypatch.setenv("DATABRICKS_HOST", emulator.url)
+        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+        # the emulated workspace has no Unity Catalog metastore: tables by path, on storage both sides see
+        monkeypatch.setenv("HEALTHCARE_CATALOG", "")
+        monkeypatch.setenv("LAKEHOUSE_ROOT", str(lakehouse))
+        monkeypatch.setenv("LANDING_ROOT", str(lakehouse / "landing"))
+        monkeypatch.setenv("DATABRICKS_POLL_SECONDS", "0.25")
+        yield emulator
+
+
+def write_landing(day: date = DAY) -> None:
+    from healthcare_assets.settings import load_settings
+
+    write_landing_day(SyntheticDataConfig(**SMALL_DATA).to_domain(), day, load_settings().landing_root)
+
+
+@dataclass
+class RunOutcome:
+    success: bool
+    errors: str
+    materialized: dict[dg.AssetKey, dg.AssetMaterialization]
+    engine_messages: list[str]
+
+
+def materialize_on_databricks(selection: list[dg.AssetKey], day: date = DAY) -> RunOutcome:
+    """Runs the code location (as a run worker would: by code pointer) for the environment now configured."""
+    # the definitions are cached per code pointer; each test configures the environment afresh
+    ReconstructableJob.get_definition.cache_clear()
+    ReconstructableJob.get_repository_definition.cache_clear()
+    pointer = ModuleCodePointer("healthcare_assets.definitions", "load_definitions", working_directory=str(ROOT))
+    job = ReconstructableJob(ReconstructableRepository(pointer), "__ASSET_JOB")
+    # the tables only: each check would be one more Databricks run
+    job = job.get_subset(asset_selection=set(selection), asset_check_selection=set())
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(
+            job,
+            instance,
+            tags={"dagster/partition": day.isoformat()},
+            run_config={"execution": {"config": {"in_process": {}}}},
+        )
+        return RunOutcome(
+            success=result.success,
+            errors="\n".join(_error_messages(result)),
+            materialized={
+                e.asset_key: e.step_materialization_data.materialization
+                for e in result.get_asset_materialization_events()
+            },
+            engine_messages=[e.message or "" for e in result.all_events if e.event_type_value == "ENGINE_EVENT"],
+        )
+
+
+def _error_messages(result) -> list[str]:
+    messages = []
+    for event in result.all_events:
+        data = event.event_specific_data
+        error = getattr(data, "error", None)
+        if error is not None:
+            messages.append(error.to_string())
+        if event.event_type_value in ("RUN_FAILURE", "STEP_FAILURE") and event.message:
+            messages.append(event.message)
+    return messages
+
+
+def test_a_dev_spark_asset_runs_as_a_databricks_job_and_its_events_come_back(workspace):
+    write_landing()
+    result = materialize_on_databricks(BRONZE)
+    assert result.success, result.errors
+
+    # submitted once, with the dev cluster, the project wheel, the pinned libraries and the code location's env
+    (submit,) = workspace.submitted("/jobs/runs/submit")
+    (task,) = submit["tasks"]
+    cluster = task["new_cluster"]
+    assert (cluster["spark_version"], cluster["node_type_id"], cluster["num_workers"]) == (RUNTIME, "i3.xlarge", 1)
+    assert cluster["data_security_mode"] == "SINGLE_USER"
+    assert cluster["custom_tags"]["environment"] == "dev"
+    libraries = [lib.get("whl") or lib["pypi"]["package"] for lib in task["libraries"]]
+    assert DEV.wheel_uri in libraries
+    for pin in ("dagster==1.13.27", "dagster-databricks==0.29.27", "dagster-pyspark==0.29.27", "pandas==2.3.3"):
+        assert pin in libraries
+    assert task["spark_python_task"]["python_file"].endswith("/databricks_step_main.py")
+    assert submit["timeout_seconds"] == DEV.step_timeout_seconds
+
+    # every bronze table materialised on the cluster, reported here with its metadata, written as Delta
+    assert set(result.materialized) == set(BRONZE)
+    rows = result.materialized[BRONZE_KEYS["medical_claims"]].metadata["dagster/row_count"].value
+    lakehouse = Path(os.environ["LAKEHOUSE_ROOT"])
+    assert rows == len(DeltaTable(str(lakehouse / "bronze" / "medical_claims")).to_pandas()) > 0
+    assert any("Waiting for Databricks run" in message for message in result.engine_messages)
+    (run_id,) = workspace.runs
+    output = WorkspaceClient(host=workspace.url, token=TOKEN).jobs.get_run_output(run_id)
+    assert output.metadata.state.result_state.value == "SUCCESS"
+    # the step's stdout, which the launcher reads back from DBFS: the key was exported from the scope
+    (stdout,) = [p for p in workspace.dbfs_root.rglob("stdout")]
+    assert "Exporting PSEUDONYMISATION_KEY from Databricks secret pseudonymisation-key" in stdout.read_text()
+
+    # the step's settings reached the cluster; the pseudonymisation key only through the secret scope
+    staged = [p for p in workspace.dbfs_root.rglob("*") if p.is_file()]
+    config = next(p for p in staged if p.name == "config.pkl")
+    remote = pickle.loads(config.read_bytes())  # noqa: S301 (the launcher's own upload)
+    assert remote.env_variables["HEALTHCARE_ENV"] == "dev"
+    assert remote.secrets == [
+        {"name": "PSEUDONYMISATION_KEY", "key": "pseudonymisation-key", "scope": DEV.secret_scope}
+    ]
+    for path in staged:
+        content = gzip.decompress(path.read_bytes()) if path.name.endswith("events.pkl") else path.read_bytes()
+        assert PSEUDONYMISATION_KEY.encode() not in content, path
+    assert all(PSEUDONYMISATION_KEY not in str(body) for _, url, body in workspace.requests if "secrets" not in url)
+
+
+def test_a_step_that_fails_on_the_cluster_fails_the_run_with_the_clusters_error(workspace):
+    # no landing files for the day: the step raises on the cluster and its failure comes back
+    result = materialize_on_databricks(BRONZE, day=date(2026, 1, 5))
+    assert not result.success
+    assert "2026-01-05" in result.errors
+    assert workspace.runs[max(workspace.runs)].result_state == "SUCCESS"  # the job ran; the step failed inside it
+
+
+def test_a_job_cluster_that_terminates_fails_the_run_with_the_termination_reason(workspace):
+    workspace.cluster_termination_reason = "CLOUD_PROVIDER_LAUNCH_FAILURE (CLOUD_FAILURE)"
+    result = materialize_on_databricks(BRONZE)
+    assert not result.success
+    assert "failed with result state: `DatabricksRunResultState.FAILED`" in result.errors
+    assert "was terminated. Reason: CLOUD_PROVIDER_LAUNCH_FAILURE" in result.errors
+
+
+def test_a_missing_project_wheel_fails_the_run_naming_the_library(workspace):
+    (workspace.local_path(DEV.wheel_uri)).unlink()
+    result = materialize_on_databricks(BRONZE)
+    assert not result.success
+    assert f'Library installation failed for library due to user error for whl: "{DEV.wheel_uri}"' in result.errors
+
+
+def test_a_run_that_outlasts_the_step_timeout_is_cancelled_and_fails(workspace, monkeypatch):
+    workspace.cluster_start_seconds = 120  # the cluster never becomes ready in time
+    monkeypatch.setenv("HEALTHCARE_STEP_TIMEOUT_SECONDS", "1")
+    result = materialize_on_databricks(BRONZE)
+    assert not result.success
+    assert "took more than 1s to complete" in result.errors
+    (run,) = workspace.runs.values()
+    assert workspace.submitted("/jobs/runs/cancel") == [{"run_id": run.run_id}]
+    assert run.result_state == "CANCELED"
+
+
+def test_a_missing_secret_fails_before_any_cluster_starts_and_says_how_to_add_it(workspace):
+    WorkspaceClient(host=workspace.url, token=TOKEN).secrets.delete_secret(DEV.secret_scope, "pseudonymisation-key")
+    result = materialize_on_databricks(BRONZE)
+    assert not result.success
+    assert f"databricks secrets put-secret {DEV.secret_scope} pseudonymisation-key" in result.errors
+    assert workspace.runs == {}
+
+
+def test_the_deploy_command_uploads_the_wheel_and_checks_the_secret_scope(workspace, project_wheel, capsys):
+    from healthcare_assets import deploy
+
+    workspace.local_path(DEV.wheel_uri).unlink()
+    assert deploy.main(["upload-wheel", str(project_wheel)]) == 0
+    assert workspace.local_path(DEV.wheel_uri).read_bytes() == project_wheel.read_bytes()
+    assert deploy.main(["check-secrets"]) == 0
+    WorkspaceClient(host=workspace.url, token=TOKEN).secrets.delete_secret(DEV.secret_scope, "pseudonymisation-key")
+    assert deploy.main(["check-secrets"]) == 1
+    assert "put-secret healthcare-dev pseudonymisation-key" in capsys.readouterr().err

@@ -1,0 +1,141 @@
+"""Every environment's code location, launcher wiring and Unity Catalog governance, without any network."""
+
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+from healthcare_assets.definitions import build_definitions
+from healthcare_assets.domain.grants import ROLE_PRIVILEGES, governance_statements, table_docs
+from healthcare_assets.domain.sources import SOURCES
+from healthcare_assets.environments import PROFILES
+from healthcare_assets.resources.databricks import (
+    SPARK_STEP_LAUNCHER,
+    launcher_config,
+    pipes_training_task,
+)
+from healthcare_assets.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVIRONMENTS = ["local", "dev", "staging", "prod"]
+TOKEN = "dapi-secret-token-value"
+WORKSPACE = {"DATABRICKS_HOST": "https://adb-1.cloud.databricks.com", "DATABRICKS_TOKEN": TOKEN}
+
+
+def settings_for(environment: str):
+    return load_settings({"HEALTHCARE_ENV": environment, "LAKEHOUSE_ROOT": "/tmp/lakehouse", **WORKSPACE})
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access while loading definitions: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_definitions_load_and_validate_for_every_environment_without_network(environment, no_network):
+    defs = build_definitions(settings_for(environment))
+    repository = defs.get_repository_def()
+    repository.load_all_definitions()
+    assert defs.resolve_job_def("daily_pipeline") is not None
+    launcher = repository.get_top_level_resources()[SPARK_STEP_LAUNCHER]
+    assert (environment != "local") == ("databricks" in (launcher.description or "").lower())
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_spark_asset_and_its_checks_require_the_step_launcher(environment):
+    defs = build_definitions(settings_for(environment))
+    graph = defs.resolve_asset_graph()
+    for assets_def in graph.assets_defs:
+        if not assets_def.is_executable:
+            continue
+        spark = any("spark" in spec.kinds for spec in assets_def.specs)
+        checks_spark = any("spark" in graph.get(c.asset_key).kinds for c in assets_def.check_specs)
+        assert (SPARK_STEP_LAUNCHER in assets_def.op.required_resource_keys) == (spark or checks_spark), (
+            assets_def.op.name
+        )
+
+
+def test_the_launcher_config_names_the_credential_variables_and_never_holds_their_values():
+    config = launcher_config(settings_for("staging"))
+    assert config["databricks_host"] == {"env": "DATABRICKS_HOST"}
+    assert config["databricks_token"] == {"env": "DATABRICKS_TOKEN"}
+    assert TOKEN not in str(config)
+    assert config["run_config"]["cluster"]["new"]["nodes"]["node_types"]["node_type_id"] == "i3.xlarge"
+    assert config["run_config"]["cluster"]["new"]["size"] == {"num_workers": 2}
+    assert config["secrets_to_env_variables"] == [
+        {"name": "PSEUDONYMISATION_KEY", "key": "pseudonymisation-key", "scope": "healthcare-staging"}
+    ]
+    assert config["env_variables"]["HEALTHCARE_ENV"] == "staging"
+    assert config["staging_prefix"] == "/dagster_staging/healthcare_assets/staging"
+
+
+def test_an_existing_cluster_replaces_the_job_cluster():
+    settings = load_settings({"HEALTHCARE_ENV": "dev", "HEALTHCARE_CLUSTER_ID": "0101-abc", **WORKSPACE})
+    assert launcher_config(settings)["run_config"]["cluster"] == {"existing": "0101-abc"}
+
+
+def test_pipes_training_task_runs_the_script_on_the_environment_cluster_with_the_wheel():
+    task = pipes_training_task(settings_for("prod"), "dbfs:/FileStore/healthcare_assets/prod/train.py", ["--model"])
+    assert task["new_cluster"]["node_type_id"] == "i3.2xlarge"
+    assert task["new_cluster"]["spark_env_vars"]["HEALTHCARE_ENV"] == "prod"
+    assert {"whl": PROFILES["prod"].wheel_uri} in task["libraries"]
+    assert task["spark_python_task"] == {
+        "python_file": "dbfs:/FileStore/healthcare_assets/prod/train.py",
+        "parameters": ["--model"],
+    }
+
+
+def test_grants_give_scientists_gold_only_and_the_pipeline_writes():
+    statements = governance_statements("healthcare_prod", PROFILES["prod"].principals)
+    scientists = [s for s in statements if s.endswith("`healthcare-data-scientists`")]
+    assert scientists == [
+        "GRANT USE CATALOG ON CATALOG healthcare_prod TO `healthcare-data-scientists`",
+        "GRANT USE SCHEMA, SELECT ON SCHEMA healthcare_prod.gold TO `healthcare-data-scientists`",
+    ]
+    assert (
+        "GRANT USE SCHEMA, SELECT, MODIFY, CREATE TABLE ON SCHEMA healthcare_prod.silver TO `healthcare-prod-pipeline`"
+        in statements
+    )
+    # auditors exist in prod only
+    assert any("compliance-auditors" in s for s in statements)
+    assert not any("auditors" in s for s in governance_statements("healthcare_dev", PROFILES["dev"].principals))
+    assert set(ROLE_PRIVILEGES["data_scientists"]) == {"gold"}
+
+
+def test_every_phi_column_of_the_contracts_is_tagged_and_silver_is_marked_pseudonymised():
+    statements = governance_statements("healthcare_dev", PROFILES["dev"].principals)
+    for name, source in SOURCES.items():
+        for column in source.phi_columns:
+            assert (
+                f"ALTER TABLE healthcare_dev.bronze.{name} ALTER COLUMN {column} SET TAGS ('phi' = 'true')"
+            ) in statements
+        assert f"ALTER TABLE healthcare_dev.silver.{name} SET TAGS ('contains_phi' = 'false')" in statements
+    assert "ALTER COLUMN first_name" in " ".join(statements)
+    comments = [s for s in statements if s.startswith("COMMENT ON TABLE")]
+    assert len(comments) == len(table_docs()) == 2 * len(SOURCES)
+
+
+def test_comments_are_quoted_safely():
+    from healthcare_assets.domain.grants import TableDoc, documentation_statements
+
+    (comment, *_) = documentation_statements("c", [TableDoc("gold", "t", "member's 'risk'", False)])
+    assert comment == "COMMENT ON TABLE c.gold.t IS 'member\\'s \\'risk\\''"
+
+
+def test_the_grants_job_exists_where_there_is_a_catalog_and_runs_on_the_cluster():
+    assert "unity_catalog_grants" not in {j.name for j in build_definitions(settings_for("local")).jobs or []}
+    job = build_definitions(settings_for("dev")).resolve_job_def("unity_catalog_grants")
+    (node,) = job.nodes
+    assert SPARK_STEP_LAUNCHER in node.definition.required_resource_keys
+
+
+def test_dagster_plus_and_workspace_files_point_at_the_code_location():
+    cloud = yaml.safe_load((ROOT / "dagster_cloud.yaml").read_text())
+    (location,) = cloud["locations"]
+    assert location["code_source"]["module_name"] == "healthcare_assets.definitions"
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
+    assert workspace["load_from"][0]["python_module"]["module_name"] == "healthcare_assets.definitions"

@@ -1,0 +1,254 @@
+"""Where Spark steps run: in-process locally, as Databricks job runs in deployed environments.
+
+* Every Spark asset requires the `SPARK_STEP_LAUNCHER` resource (added by
+  `launch_spark_steps`, nothing to write in the asset). Deployed, the key is
+  dagster-databricks' `DatabricksPySparkStepLauncher`: each step is pickled,
+  uploaded to DBFS with the code, run on a new job cluster (or an existing
+  one) with the project wheel and the pinned libraries, and its events stream
+  back into this run. Locally, and inside the step's own Databricks run, the
+  key is a plain resource, so the step runs in-process.
+* `pipes_databricks_client` is the newer Dagster Pipes route for steps that
+  are standalone scripts (model training): the script runs on Databricks with
+  only `dagster-pipes` installed and reports metadata back; use it for new
+  training code. The step launcher stays the route for the lakehouse assets,
+  which need the whole code location (IO manager, resources) on the cluster.
+
+The Databricks host and token are read by the launcher from `DATABRICKS_HOST` /
+`DATABRICKS_TOKEN` at run time (`dg.EnvVar`-style config): they never appear in
+the launcher's config, the UI or the run's events.
+"""
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_databricks import databricks_pyspark_step_launcher
+from dagster_databricks.databricks_pyspark_step_launcher import DatabricksPySparkStepLauncher
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import NotFound
+
+import healthcare_assets
+from healthcare_assets.environments import HOST_VARIABLE, TOKEN_VARIABLE, EnvironmentProfile
+from healthcare_assets.settings import Settings
+
+SPARK_STEP_LAUNCHER = "spark_step_launcher"
+PIPES_DATABRICKS = "pipes_databricks"
+SPARK_KIND = "spark"
+
+# Installed on every job cluster next to the project wheel (the launcher adds dagster, dagster-databricks,
+# dagster-pyspark and databricks-sdk at the orchestrator's versions). The runtime ships Spark and Delta.
+CLUSTER_LIBRARIES = ("pandas==2.3.3", "deltalake==1.6.6", "mlflow==3.17.2", "pyarrow==25.0.1")
+
+
+def cluster_environment(settings: Settings) -> dict[str, str]:
+    """Non-secret settings the step's process needs to load the same code location on the cluster."""
+    return {
+        "HEALTHCARE_ENV": settings.environment,
+        "HEALTHCARE_CATALOG": settings.catalog or "",
+        "LAKEHOUSE_ROOT": settings.lakehouse_root,
+        "LANDING_ROOT": settings.landing_root,
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLFLOW_REGISTRY_URI": settings.mlflow_registry_uri or "",
+    }
+
+
+def new_cluster(profile: EnvironmentProfile) -> dict[str, Any]:
+    """The job cluster of a step run, in the launcher's config shape."""
+    cluster = profile.cluster
+    if cluster is None:
+        raise ValueError(f"environment {profile.name!r} has no Databricks cluster")
+    return {
+        "spark_version": cluster.spark_version,
+        "nodes": {"node_types": {"node_type_id": cluster.node_type_id}},
+        "size": {"num_workers": cluster.num_workers},
+        "spark_conf": dict(cluster.spark_conf),
+        "data_security_mode": cluster.data_security_mode,
+        "custom_tags": [
+            {"key": "project", "value": "healthcare_assets"},
+            {"key": "environment", "value": profile.name},
+        ],
+    }
+
+
+def launcher_config(settings: Settings) -> dict[str, Any]:
+    """Config of dagster-databricks' step launcher for the environment (credentials as env references)."""
+    profile = settings.profile
+    cluster = (
+        {"existing": settings.existing_cluster_id} if settings.existing_cluster_id else {"new": new_cluster(profile)}
+    )
+    return {
+        "run_config": {
+            "run_name": f"healthcare_assets {profile.name}",
+            "cluster": cluster,
+            "libraries": [{"whl": profile.wheel_uri}] + [{"pypi": {"package": lib}} for lib in CLUSTER_LIBRARIES],
+            "install_default_libraries": True,
+            "timeout_seconds": settings.step_timeout_seconds,
+        },
+        "databricks_host": {"env": HOST_VARIABLE},
+        "databricks_token": {"env": TOKEN_VARIABLE},
+        "env_variables": cluster_environment(settings),
+        "secrets_to_env_variables": [
+            {"name": secret.variable, "key": secret.key, "scope": profile.secret_scope} for secret in profile.secrets
+        ],
+        "staging_prefix": profile.staging_prefix,
+        "max_completion_wait_time_seconds": settings.step_timeout_seconds,
+        "poll_interval_sec": settings.databricks_poll_seconds,
+        "verbose_logs": False,
+    }
+
+
+@contextlib.contextmanager
+def _package_snapshot() -> Iterator[str]:
+    """A folder holding only this package's sources: what the launcher zips and ships with each step.
+
+    The launcher zips the whole folder it is given; the package's parent is the
+    repository (virtualenv, lakehouse) or site-packages, so it gets a clean copy.
+    """
+    package_dir = Path(healthcare_assets.__file__).parent
+    with tempfile.TemporaryDirectory(prefix="healthcare_assets-step-code-") as folder:
+        shutil.copytree(package_dir, Path(folder) / package_dir.name, ignore=shutil.ignore_patterns("__pycache__"))
+        yield folder
+
+
+def verify_secrets(client: WorkspaceClient, scope: str, keys: Sequence[str], environment: str) -> None:
+    """Fails before any cluster starts when a secret the steps need is missing from the scope."""
+    try:
+        present = {secret.key for secret in client.secrets.list_secrets(scope)}
+    except NotFound as error:
+        raise dg.Failure(
+            f"Databricks secret scope {scope!r} of environment {environment!r} does not exist: "
+            f"create it with `databricks secrets create-scope {scope}`, then add the keys {sorted(keys)}"
+        ) from error
+    missing = sorted(set(keys) - present)
+    if missing:
+        raise dg.Failure(
+            f"Databricks secret scope {scope!r} of environment {environment!r} lacks {missing}: add each with "
+            + " and ".join(f"`databricks secrets put-secret {scope} {key}`" for key in missing)
+        )
+
+
+@dg.resource(
+    config_schema=databricks_pyspark_step_launcher.config_schema,
+    description="Runs each Spark step as a Databricks job run (dagster-databricks step launcher).",
+)
+def databricks_spark_step_launcher(context: dg.InitResourceContext) -> Iterator[DatabricksPySparkStepLauncher]:
+    config = dict(context.resource_config)
+    with _package_snapshot() as code_folder:
+        launcher = DatabricksPySparkStepLauncher(**config, local_dagster_job_package_path=code_folder)
+        secrets = config.get("secrets_to_env_variables") or []
+        for scope in sorted({secret["scope"] for secret in secrets}):
+            keys = [secret["key"] for secret in secrets if secret["scope"] == scope]
+            verify_secrets(
+                launcher.databricks_runner.client.workspace_client,
+                scope,
+                keys,
+                config["env_variables"].get("HEALTHCARE_ENV", "?"),
+            )
+        yield launcher
+
+
+def step_launcher_resource(settings: Settings) -> dg.ResourceDefinition:
+    """The `SPARK_STEP_LAUNCHER` resource of an environment."""
+    if settings.launches_steps_on_databricks:
+        return databricks_spark_step_launcher.configured(launcher_config(settings))
+    where = "on the Databricks cluster" if settings.on_databricks_cluster else "locally"
+    return dg.ResourceDefinition.none_resource(description=f"Spark steps run in-process ({where}).")
+
+
+def launch_spark_steps(assets: Sequence[Any], checks: Sequence[Any] = ()) -> tuple[list[Any], list[Any]]:
+    """Makes every Spark asset, and every check of one, require the step launcher key.
+
+    An asset is a Spark asset when one of its specs has the kind "spark"; its
+    checks read the same tables, so they run where the tables are. Done here
+    once so no asset names the launcher (Dagster also rejects
+    `required_resource_keys` next to typed resource parameters). Specs of
+    external assets and other definitions are returned unchanged.
+    """
+    spark_keys = {
+        spec.key
+        for asset in assets
+        if isinstance(asset, dg.AssetsDefinition)
+        for spec in asset.specs
+        if SPARK_KIND in spec.kinds
+    }
+
+    def runs_spark(definition: Any) -> bool:
+        if not isinstance(definition, dg.AssetsDefinition) or not definition.is_executable:
+            return False
+        return any(spec.key in spark_keys for spec in definition.specs) or any(
+            spec.asset_key in spark_keys for spec in definition.check_specs
+        )
+
+    return (
+        [_with_launcher(a) if runs_spark(a) else a for a in assets],
+        [_with_launcher(c) if runs_spark(c) else c for c in checks],
+    )
+
+
+def _with_launcher(asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    op = asset.op
+    if SPARK_STEP_LAUNCHER in op.required_resource_keys:
+        return asset
+    launched_op = dg.OpDefinition(
+        compute_fn=op.compute_fn,
+        name=op.name,
+        ins={input_def.name: dg.In.from_definition(input_def) for input_def in op.input_defs},
+        outs={output_def.name: dg.Out.from_definition(output_def) for output_def in op.output_defs},
+        description=op.description,
+        config_schema=op.config_schema,
+        required_resource_keys={*op.required_resource_keys, SPARK_STEP_LAUNCHER},
+        tags=op.tags,
+        retry_policy=op.retry_policy,
+        code_version=op.version,
+        pool=op.pool,
+    )
+    return dg.AssetsDefinition.dagster_internal_init(**{**asset.get_attributes_dict(), "node_def": launched_op})
+
+
+def pipes_databricks_client(settings: Settings) -> dg.ResourceDefinition:
+    """Dagster Pipes client for Databricks (model training scripts); deployed environments only."""
+
+    @dg.resource(description="Dagster Pipes client that runs a script as a Databricks job run.")
+    def _pipes_client(_context: dg.InitResourceContext):
+        from dagster_databricks import PipesDatabricksClient
+
+        # WorkspaceClient reads DATABRICKS_HOST / DATABRICKS_TOKEN itself, at run time
+        return PipesDatabricksClient(client=WorkspaceClient(), poll_interval_seconds=settings.databricks_poll_seconds)
+
+    if settings.launches_steps_on_databricks:
+        return _pipes_client
+    return dg.ResourceDefinition.none_resource(description="Pipes runs on Databricks only in deployed environments.")
+
+
+def pipes_training_task(
+    settings: Settings, script_uri: str, parameters: Sequence[str] = (), task_key: str = "train"
+) -> dict[str, Any]:
+    """A `SubmitTask` (as a dict) for `PipesDatabricksClient.run`: the script on the environment's job cluster.
+
+    Pipes passes its bootstrap through `spark_env_vars` of the new cluster; the
+    script only needs `dagster-pipes` (`open_dagster_pipes(context_loader=
+    PipesDbfsContextLoader(), message_writer=PipesDbfsMessageWriter())`).
+    """
+    profile = settings.profile
+    cluster = profile.cluster
+    if cluster is None:
+        raise ValueError(f"environment {profile.name!r} has no Databricks cluster")
+    return {
+        "task_key": task_key,
+        "new_cluster": {
+            "spark_version": cluster.spark_version,
+            "node_type_id": cluster.node_type_id,
+            "num_workers": cluster.num_workers,
+            "data_security_mode": cluster.data_security_mode,
+            "spark_conf": dict(cluster.spark_conf),
+            "spark_env_vars": cluster_environment(settings),
+        },
+        "libraries": [{"whl": profile.wheel_uri}, {"pypi": {"package": f"dagster-pipes=={version('dagster-pipes')}"}}]
+        + [{"pypi": {"package": lib}} for lib in CLUSTER_LIBRARIES],
+        "spark_python_task": {"python_file": script_uri, "parameters": list(parameters)},
+    }
