@@ -57,14 +57,23 @@ class ProcessResult:
     log_tail: str = ""
 
 
-def run_measured(args: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> ProcessResult:
-    """Runs a command, sampling its process tree's RSS; stdout+stderr go to `log_path`."""
+def _copy_output(stream, log, echo) -> None:
+    for line in stream:
+        log.write(line)
+        if echo is not None:
+            echo(line.decode(errors="replace").rstrip())
+
+
+def run_measured(
+    args: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None, echo=None
+) -> ProcessResult:
+    """Runs a command, sampling its process tree's RSS; output goes to `log_path` and, line by line, to `echo`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     peak = 0
     done = threading.Event()
     with open(log_path, "wb") as log:
         started = time.perf_counter()
-        process = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
 
         def sample() -> None:
             nonlocal peak
@@ -73,12 +82,16 @@ def run_measured(args: list[str], env: dict[str, str], log_path: Path, cwd: Path
                 done.wait(SAMPLE_SECONDS)
 
         sampler = threading.Thread(target=sample, daemon=True)
+        copier = threading.Thread(target=_copy_output, args=(process.stdout, log, echo), daemon=True)
         sampler.start()
+        copier.start()
+        # wait4, not Popen.wait: it also returns the child's resource usage (ru_maxrss)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         done.set()
         sampler.join()
+        copier.join()
     tail = log_path.read_text(errors="replace")[-3000:] if process.returncode else ""
     return ProcessResult(process.returncode, wall, peak, usage.ru_maxrss * 1024, tail)
 

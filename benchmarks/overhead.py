@@ -36,6 +36,8 @@ from healthcare_assets.settings import load_settings
 from healthcare_assets.transforms import gold
 
 GOLD_JOB = "benchmark_gold_assets"
+# the console log level `make run` uses
+INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
@@ -45,9 +47,7 @@ def _ref(key: dg.AssetKey) -> TableRef:
 
 def direct(storage: DeltaStorage, start: date, end: date) -> None:
     """The gold tables from the transforms alone: what the assets do, without Dagster."""
-    history = storage.read(
-        _ref(SILVER_KEYS["medical_claims"]), start - timedelta(days=gold.CLAIM_HISTORY_DAYS), end
-    )
+    history = storage.read(_ref(SILVER_KEYS["medical_claims"]), start - timedelta(days=gold.CLAIM_HISTORY_DAYS), end)
     members = storage.read(_ref(DIM_MEMBERS_KEY))
     claims = history.where(F.col(PARTITION_COLUMN).between(F.lit(start), F.lit(end)))
     storage.replace_days(gold.claim_features(claims, history, members), _ref(CLAIM_FEATURES_KEY), start, end)
@@ -86,7 +86,7 @@ def main() -> None:
         instance = dg.DagsterInstance.local_temp(home)
 
         def through_dagster() -> None:
-            result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+            result = job.execute_in_process(run_config=INFO_LOGS, instance=instance, tags=tags, raise_on_error=False)
             if not result.success:
                 raise RuntimeError("the gold job failed; see the Dagster log above")
 

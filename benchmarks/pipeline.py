@@ -41,7 +41,7 @@ class Lakehouse:
         )
         self.runs = 0
 
-    def materialize(self, scale: Scale, start: date, end: date, label: str) -> dict:
+    def materialize(self, scale: Scale, start: date, end: date, label: str, progress) -> dict:
         """Materialises every asset for the days (one run) and measures it."""
         config = {
             "ops": {"synthetic_landing_feeds": {"config": scale.synthetic_config()}},
@@ -51,10 +51,24 @@ class Lakehouse:
         args = [DAGSTER, "asset", "materialize", "-m", "healthcare_assets.definitions", "--select", "*", *days]
         self.runs += 1
         log = self.root / f"run{self.runs}-{label}.log"
-        process = run_measured([*args, "--config-json", json.dumps(config)], self.env, log, cwd=REPO)
+        process = run_measured(
+            [*args, "--config-json", json.dumps(config)], self.env, log, cwd=REPO, echo=_run_progress(progress)
+        )
         if process.returncode != 0:
             raise RuntimeError(f"{label}: dagster exited with {process.returncode}; see {log}\n{process.log_tail}")
         return _run_record(label, start, end, process, run_timings(self.dagster_home))
+
+
+def _run_progress(progress):
+    """Echoes the run's INFO lines (step progress) as `step: message`."""
+
+    def echo(line: str) -> None:
+        if " - INFO - " in line:
+            # "<time> - dagster - INFO - <job> - <run id> - <step> - <message>"
+            parts = line.split(" - ", 6)
+            progress("    " + " - ".join(parts[5:]) if len(parts) > 5 else line)
+
+    return echo
 
 
 def _run_record(label: str, start: date, end: date, process: ProcessResult, timings: RunTimings) -> dict:
@@ -134,18 +148,18 @@ def run(scale: Scale, work: Path, progress) -> dict:
     history = Lakehouse(work / "history")
     last = scale.day(scale.history_days)
     progress(f"end to end: backfill {scale.day(1)}...{last} ({scale.history_days} days) through the Dagster CLI")
-    backfill = history.materialize(scale, scale.day(1), last, "backfill")
+    backfill = history.materialize(scale, scale.day(1), last, "backfill", progress)
     progress(f"  {backfill['wall_seconds']:.1f} s wall, peak RSS {backfill['peak_tree_rss_mib']:.0f} MiB")
 
     new_day = scale.day(scale.history_days + 1)
     progress(f"incremental: day {new_day} after {scale.history_days} days of history")
-    after_history = history.materialize(scale, new_day, new_day, f"after-{scale.history_days}-days")
+    after_history = history.materialize(scale, new_day, new_day, f"after-{scale.history_days}-days", progress)
     progress(f"  {after_history['asset_step_seconds']:.1f} s of asset steps")
 
     fresh = Lakehouse(work / "one_day")
     progress(f"incremental: day {scale.day(2)} after 1 day of history (fresh lakehouse)")
-    fresh.materialize(scale, scale.day(1), scale.day(1), "first-day")
-    after_one = fresh.materialize(scale, scale.day(2), scale.day(2), "after-1-day")
+    fresh.materialize(scale, scale.day(1), scale.day(1), "first-day", progress)
+    after_one = fresh.materialize(scale, scale.day(2), scale.day(2), "after-1-day", progress)
     progress(f"  {after_one['asset_step_seconds']:.1f} s of asset steps")
     shutil.rmtree(fresh.root, ignore_errors=True)
 
