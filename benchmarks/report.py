@@ -120,6 +120,31 @@ def _scale_table(pipelines: dict[str, dict]) -> list[str]:
     )
 
 
+def _parallel_training_section(parallel: dict | None) -> list[str]:
+    out: list[str] = []
+    out += ["## 5. Parallel training (CatBoost + XGBoost autoencoders)", ""]
+    if parallel is None:
+        out += [
+            NOT_MEASURED + ": `benchmarks/parallel_training.py` writes `benchmarks/results/parallel_training.json` "
+            "(parallel vs sequential in the same run) once the fraud models are in the graph.",
+            "",
+        ]
+    else:
+        out += _table(["figure", "value"], _flatten(parallel))
+
+    return out
+
+
+def _engine_matrix_section(engine_matrix: dict | None) -> list[str]:
+    out: list[str] = []
+    out += ["### Sail vs classic local Spark", ""]
+    if engine_matrix is None:
+        out += [NOT_MEASURED + ": `benchmarks/engines.py` writes `benchmarks/results/engines.json`.", ""]
+    else:
+        out += _table(["figure", "value"], _flatten(engine_matrix))
+    return out
+
+
 def render(results: Path) -> tuple[str, dict]:
     scales = _scales(results)
     pipelines = {s: _load(results / f"pipeline_{s}.json") for s in scales}
@@ -143,10 +168,18 @@ def render(results: Path) -> tuple[str, dict]:
         "measured so far is listed. Do not edit by hand: the section files in `benchmarks/results/` are the source.",
         "",
     ]
+    missing = [s for s in SCALE_ORDER[1:] if s not in scales]
+    not_run = [
+        f"Scales not measured yet: {', '.join(missing)} (`make bench SCALE=<scale>`; large is optional).",
+        "",
+    ]
     if not scales:
-        return "\n".join([*out, NOT_MEASURED, ""]), data
+        out += [f"{NOT_MEASURED}: no scale measured yet.", "", *not_run]
+        out += _parallel_training_section(parallel)
+        out += ["## 6. Engines", "", *_engine_matrix_section(engine_matrix)]
+        return "\n".join(out), data
     out += _machine_section(pipelines[scales[0]])
-    out += ["### Scales", "", *_scale_table(pipelines)]
+    out += ["### Scales", "", *_scale_table(pipelines), *(not_run if missing else [])]
 
     # headline
     rows = []
@@ -338,16 +371,7 @@ def render(results: Path) -> tuple[str, dict]:
             "",
         ]
 
-    # 5. parallel training
-    out += ["## 5. Parallel training (CatBoost + XGBoost autoencoders)", ""]
-    if parallel is None:
-        out += [
-            NOT_MEASURED + ": `benchmarks/parallel_training.py` writes `benchmarks/results/parallel_training.json` "
-            "(parallel vs sequential in the same run) once the fraud models are in the graph.",
-            "",
-        ]
-    else:
-        out += _table(["figure", "value"], _flatten(parallel))
+    out += _parallel_training_section(parallel)
 
     # 6. engines
     out += [
@@ -378,9 +402,5 @@ def render(results: Path) -> tuple[str, dict]:
                 ]
             )
     out += _table(["scale", "bronze rows", "same result", "Sail", "pandas", "pandas / Sail"], rows)
-    out += ["### Sail vs classic local Spark", ""]
-    if engine_matrix is None:
-        out += [NOT_MEASURED + ": `benchmarks/engines.py` writes `benchmarks/results/engines.json`.", ""]
-    else:
-        out += _table(["figure", "value"], _flatten(engine_matrix))
+    out += _engine_matrix_section(engine_matrix)
     return "\n".join(out), data
