@@ -71,7 +71,7 @@ def run_measured(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     peak = 0
     done = threading.Event()
-    with open(log_path, "wb") as log:
+    with open(log_path, "wb", buffering=0) as log:  # unbuffered: the log can be followed while it runs
         started = time.perf_counter()
         process = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
 

@@ -21,6 +21,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -64,6 +65,52 @@ def direct(storage: DeltaStorage, start: date, end: date) -> None:
     storage.overwrite(features, _ref(MEMBER_FEATURES_KEY))
 
 
+def _compare(job, instance, storage: DeltaStorage, scenario: str, start: date, end: date, repeats: int) -> dict:
+    """Times both paths alternately (after one warm-up each); medians, and the Dagster run's event count."""
+    tags = dict(zip(RANGE_TAGS, (start.isoformat(), end.isoformat()), strict=True))
+    run_ids: list[str] = []
+
+    def through_dagster() -> None:
+        result = job.execute_in_process(run_config=INFO_LOGS, instance=instance, tags=tags, raise_on_error=False)
+        if not result.success:
+            raise RuntimeError("the gold job failed; see the Dagster log above")
+        run_ids.append(result.run_id)
+
+    def directly() -> None:
+        direct(storage, start, end)
+
+    timings: dict[str, list[float]] = {"dagster": [], "direct": []}
+    paths = {"dagster": through_dagster, "direct": directly}
+    for name, path in paths.items():  # warm-up: engine start, first reads, imports
+        print(f"{scenario} {start}...{end}: warm-up {name}", flush=True)
+        path()
+    for repeat in range(repeats):
+        order = ("dagster", "direct") if repeat % 2 == 0 else ("direct", "dagster")
+        for name in order:
+            started = time.perf_counter()
+            paths[name]()
+            timings[name].append(time.perf_counter() - started)
+            print(f"{scenario}: repeat {repeat + 1}/{repeats} {name}: {timings[name][-1]:.2f} s", flush=True)
+    events = [e for e in instance.all_logs(run_ids[-1]) if e.dagster_event is not None]
+    kinds = Counter(e.dagster_event.event_type_value for e in events)
+    first_step = next(e.timestamp for e in events if e.dagster_event.event_type_value == "STEP_START")
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    return {
+        "scenario": scenario,
+        "days": f"{start}...{end}",
+        "partitions": (end - start).days + 1,
+        "dagster_seconds": [round(v, 3) for v in timings["dagster"]],
+        "direct_seconds": [round(v, 3) for v in timings["direct"]],
+        "dagster_median_seconds": round(medians["dagster"], 3),
+        "direct_median_seconds": round(medians["direct"], 3),
+        "ratio": round(medians["dagster"] / medians["direct"], 3),
+        # where a range run's extra time goes: one planned + one materialisation event per partition
+        "run_events": len(events),
+        "materialization_events": kinds["ASSET_MATERIALIZATION"],
+        "seconds_before_first_step": round(first_step - events[0].timestamp, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lakehouse", required=True)
@@ -80,43 +127,20 @@ def main() -> None:
     defs = dg.Definitions.merge(build_definitions(settings), dg.Definitions(jobs=[gold_job]))
     job = defs.resolve_job_def(GOLD_JOB)
     storage = DeltaStorage(get_session(settings.spark_engine), settings.lakehouse_root)
-    tags = dict(zip(RANGE_TAGS, (args.start.isoformat(), args.end.isoformat()), strict=True))
 
     with tempfile.TemporaryDirectory(prefix="bench-dagster-home-") as home:
         instance = dg.DagsterInstance.local_temp(home)
 
-        def through_dagster() -> None:
-            result = job.execute_in_process(run_config=INFO_LOGS, instance=instance, tags=tags, raise_on_error=False)
-            if not result.success:
-                raise RuntimeError("the gold job failed; see the Dagster log above")
-
-        def directly() -> None:
-            direct(storage, args.start, args.end)
-
-        timings: dict[str, list[float]] = {"dagster": [], "direct": []}
-        paths = {"dagster": through_dagster, "direct": directly}
-        for name, path in paths.items():  # warm-up: engine start, first reads, imports
-            print(f"warm-up: {name}", flush=True)
-            path()
-        for repeat in range(args.repeats):
-            order = ("dagster", "direct") if repeat % 2 == 0 else ("direct", "dagster")
-            for name in order:
-                started = time.perf_counter()
-                paths[name]()
-                timings[name].append(time.perf_counter() - started)
-                print(f"repeat {repeat + 1}/{args.repeats} {name}: {timings[name][-1]:.2f} s", flush=True)
+        scenarios = [
+            _compare(job, instance, storage, "backfill", args.start, args.end, args.repeats),
+            _compare(job, instance, storage, "one day", args.end, args.end, args.repeats),
+        ]
         instance.dispose()
 
-    medians = {name: statistics.median(values) for name, values in timings.items()}
     record = {
         "assets": [CLAIM_FEATURES_KEY.to_user_string(), MEMBER_FEATURES_KEY.to_user_string()],
-        "days": f"{args.start}...{args.end}",
         "repeats": args.repeats,
-        "dagster_seconds": [round(v, 3) for v in timings["dagster"]],
-        "direct_seconds": [round(v, 3) for v in timings["direct"]],
-        "dagster_median_seconds": round(medians["dagster"], 3),
-        "direct_median_seconds": round(medians["direct"], 3),
-        "ratio": round(medians["dagster"] / medians["direct"], 3),
+        "scenarios": scenarios,
         "claim_features_rows": storage.read(_ref(CLAIM_FEATURES_KEY), args.start, args.end).count(),
         "member_features_rows": storage.read(_ref(MEMBER_FEATURES_KEY)).count(),
     }

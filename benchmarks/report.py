@@ -20,7 +20,10 @@ GROWS_WITH_HISTORY = {
     "silver__immunizations": "anti-joins the day against every earlier day's keys",
     "silver__member_eligibility": "anti-joins the day against every earlier day's keys",
     "synthetic_landing_feeds": "the generator replays every day's enrolment changes since the roster date",
+    "bronze_ingestion": "parsing is per day, but each write and row count goes through Delta tables with more "
+    "files and a longer commit log",
 }
+OTHER_GROWTH = "no read of earlier days; a longer Delta log and noise on a shared machine"
 
 
 def _load(path: Path) -> dict | None:
@@ -192,7 +195,10 @@ def render(results: Path) -> tuple[str, dict]:
                 _s(p["end_to_end"]["wall_seconds"]),
                 f"{p['end_to_end']['peak_tree_rss_mib']:,.0f} MiB",
                 f"{inc['asset_steps_ratio']} — {_verdict(inc['asset_steps_ratio'], INCREMENTAL_TARGET)}",
-                f"{o['ratio']} — {_verdict(o['ratio'], OVERHEAD_TARGET)}" if o else NOT_MEASURED,
+                "; ".join(f"{sc['scenario']} {sc['ratio']}" for sc in o["scenarios"])
+                + f" — {_verdict(max(sc['ratio'] for sc in o['scenarios']), OVERHEAD_TARGET)}"
+                if o
+                else NOT_MEASURED,
                 e["pandas_over_sail"] if e else NOT_MEASURED,
             ]
         )
@@ -323,8 +329,9 @@ def render(results: Path) -> tuple[str, dict]:
             rows.append(
                 [f"`{st['step']}`", _s(st["after_1_day_seconds"]), _s(st["after_history_seconds"]), st["ratio"]]
             )
-            if st["ratio"] and st["ratio"] > INCREMENTAL_TARGET and st["step"] in GROWS_WITH_HISTORY:
-                reasons.append(f"* `{st['step']}` ({st['ratio']}x): {GROWS_WITH_HISTORY[st['step']]}.")
+            if st["ratio"] and st["ratio"] > INCREMENTAL_TARGET:
+                why = GROWS_WITH_HISTORY.get(st["step"], OTHER_GROWTH)
+                reasons.append(f"* `{st['step']}` ({st['ratio']}x): {why}.")
         out += _table(["asset step", "after 1 day", f"after {days} days", "ratio"], rows)
         if reasons:
             out += ["Steps whose cost grows with history, and why:", "", *reasons, ""]
@@ -333,8 +340,8 @@ def render(results: Path) -> tuple[str, dict]:
     out += [
         "## 4. Orchestration overhead (gold assets)",
         "",
-        "`gold/claim_features` (every day of the history, one single-run backfill) and `gold/member_features` "
-        "built over the same stored silver tables, alternately, in one process with one warm engine: "
+        "`gold/claim_features` and `gold/member_features` built over the same stored silver tables, once as a "
+        "single-run backfill of every day and once for the last day only, alternately, in one process with one warm engine: "
         "`execute_in_process` of a job of the two assets (checks excluded) on an on-disk instance, against "
         "calling `transforms.gold` directly on frames read with `DeltaStorage` and written with the same "
         "`replace_days`/`overwrite`. The Dagster path also pays what every asset materialisation records "
@@ -347,27 +354,38 @@ def render(results: Path) -> tuple[str, dict]:
     for s in scales:
         o = overheads[s]
         if o is None:
-            rows.append([s, NOT_MEASURED, "", "", "", ""])
+            rows.append([s, NOT_MEASURED, "", "", "", "", ""])
             continue
-        extra = o["dagster_median_seconds"] - o["direct_median_seconds"]
-        rows.append(
-            [
-                s,
-                f"{_n(o['claim_features_rows'])} + {_n(o['member_features_rows'])}",
-                _s(o["dagster_median_seconds"]),
-                _s(o["direct_median_seconds"]),
-                f"{o['ratio']} (+{extra:.2f} s)",
-                _verdict(o["ratio"], OVERHEAD_TARGET),
-            ]
-        )
-    out += _table(["scale", "rows (claim + member features)", "through Dagster", "direct", "ratio", "target"], rows)
-    missed = [s for s in scales if overheads[s] and overheads[s]["ratio"] > OVERHEAD_TARGET]
+        for sc in o["scenarios"]:
+            extra = sc["dagster_median_seconds"] - sc["direct_median_seconds"]
+            rows.append(
+                [
+                    s,
+                    f"{sc['scenario']} ({sc['partitions']} partition{'s' if sc['partitions'] != 1 else ''})",
+                    _s(sc["dagster_median_seconds"]),
+                    _s(sc["direct_median_seconds"]),
+                    f"{sc['ratio']} (+{extra:.2f} s)",
+                    f"{sc['materialization_events']} materialisations, {_s(sc['seconds_before_first_step'])} "
+                    "before the first step",
+                    _verdict(sc["ratio"], OVERHEAD_TARGET),
+                ]
+            )
+    out += _table(
+        ["scale", "run", "through Dagster", "direct", "ratio (extra)", "Dagster events of the run", "target"], rows
+    )
+    missed = [
+        s for s in scales if overheads[s] and any(sc["ratio"] > OVERHEAD_TARGET for sc in overheads[s]["scenarios"])
+    ]
     if missed:
         out += [
-            f"Missed at {', '.join(missed)}: the Dagster path costs a roughly fixed amount per run (run and step "
-            "events written to the SQLite event log, resource and IO-manager set-up, and the per-asset "
-            "materialisation metadata queries), so the ratio falls as the data grows; compare the absolute "
-            "difference across scales.",
+            f"Missed at {', '.join(missed)}. The extra time is not attributed step by step yet; what the "
+            "Dagster path does on top of the transforms: one planned and one materialisation event per asset "
+            "partition written to the SQLite event log (a backfill writes about twice its partition count; "
+            "see the events column and the seconds spent before the first step), step and IO-manager events, "
+            "resource set-up, and the metadata every materialisation records (row count of the written range, "
+            "column schema, Delta version: extra Spark and delta-rs queries per asset). These costs are per "
+            "run and per partition rather than per row, so the ratio falls as a day's data grows; on a busy "
+            "machine event writes and small queries are slowed the most.",
             "",
         ]
 

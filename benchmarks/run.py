@@ -30,6 +30,7 @@ from benchmarks.scales import SCALES, Scale
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
+SECTIONS = ("pipeline", "overhead", "engines")
 PACKAGES = ("dagster", "pyspark", "pysail", "deltalake", "pandas", "pyarrow", "numpy", "catboost", "xgboost")
 
 
@@ -93,19 +94,25 @@ def _section_script(module: str, args: list[str], out: Path, work: Path, progres
     return record
 
 
-def measure(scale: Scale, work: Path, progress) -> None:
+def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
     RESULTS_DIR.mkdir(exist_ok=True)
-    host = machine()
-    progress(
-        f"scale {scale.name}: {scale.nominal_claims:,} claims nominal over {scale.history_days} days; work dir {work}"
-    )
-    started = datetime.now(UTC).isoformat(timespec="seconds")
-    record = pipeline.run(scale, work, progress)
-    record.update({"machine": host, "measured_at": started})
-    (RESULTS_DIR / f"pipeline_{scale.name}.json").write_text(json.dumps(record, indent=2))
+    pipeline_file = RESULTS_DIR / f"pipeline_{scale.name}.json"
+    if "pipeline" in sections:
+        host = machine()
+        progress(f"scale {scale.name}: {scale.nominal_claims:,} claims nominal over {scale.history_days} days; {work}")
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        record = pipeline.run(scale, work, progress)
+        record.update({"machine": host, "measured_at": started})
+        pipeline_file.write_text(json.dumps(record, indent=2))
+    else:  # the other sections reuse the lakehouse a kept earlier run left (--keep)
+        record = json.loads(pipeline_file.read_text())
+        if not Path(record["lakehouse"]).is_dir():
+            raise SystemExit(f"{record['lakehouse']} is gone: run the pipeline section again (with --keep)")
 
     lakehouse = record["lakehouse"]
     last = scale.day(scale.history_days + 1)
+    if "overhead" not in sections:
+        return
     progress(f"orchestration overhead: gold assets over {scale.day(1)}...{last}, Dagster vs direct calls")
     overhead = _section_script(
         "overhead",
@@ -114,7 +121,10 @@ def measure(scale: Scale, work: Path, progress) -> None:
         work,
         progress,
     )
-    progress(f"  Dagster/direct = {overhead['ratio']}")
+    for scenario in overhead["scenarios"]:
+        progress(f"  {scenario['scenario']}: Dagster/direct = {scenario['ratio']}")
+    if "engines" not in sections:
+        return
     progress("engines: silver medical_claims cleaning, Sail vs pandas")
     engines = _section_script(
         "sail_vs_pandas", ["--lakehouse", lakehouse], RESULTS_DIR / f"sail_vs_pandas_{scale.name}.json", work, progress
@@ -128,13 +138,18 @@ def main() -> None:
     parser.add_argument("--render-only", action="store_true", help="only re-render results.md/json")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (lakehouses, run logs)")
     parser.add_argument("--work-dir", type=Path, help="where the lakehouses go (default: a new temporary directory)")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help="comma-separated subset of pipeline,overhead,engines (without pipeline: reuse a kept lakehouse)",
+    )
     args = parser.parse_args()
     progress = _progress(time.perf_counter())
 
     if not args.render_only:
         work = args.work_dir or Path(tempfile.mkdtemp(prefix=f"healthcare-bench-{args.scale}-"))
         try:
-            measure(SCALES[args.scale], work, progress)
+            measure(SCALES[args.scale], work, progress, set(args.sections.split(",")))
         except Exception:
             print(f"benchmark failed; logs kept in {work}", file=sys.stderr)
             raise
