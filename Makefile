@@ -11,7 +11,7 @@ PYTEST_ARGS ?= -n 2
 # Progress lines only on the console; every event is still in the run's log in the UI.
 INFO_LOGS := {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
-.PHONY: install run test ui validate lint lock jars clean
+.PHONY: install run test ui validate lint lock jars clean bench
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ lint: $(STAMP)
 
 clean:
 	rm -rf .lakehouse .dagster_home
+
+# Benchmarks on a fresh temporary lakehouse: SCALE=tiny|small|medium|large (~100k claims at small,
+# ~1M at medium, ~10M at large); writes benchmarks/results.md and benchmarks/results.json.
+SCALE ?= small
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --scale $(SCALE)
 
 # Delta jars for the classic Spark engine (SPARK_ENGINE=classic), matching the pinned pyspark 4.0.x.
 DELTA_VERSION := 4.0.1

@@ -1,0 +1,178 @@
+"""Sections 1-3: the whole graph through the real Dagster CLI on a fresh lakehouse and instance.
+
+* end to end: one single-run backfill of `history_days` days (landing through gold, every check);
+* throughput per layer, from the steps of that run;
+* incremental cost: one new day after 1 day of history (a second fresh lakehouse) against one
+  new day after `history_days` days (on top of the backfill).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+
+from benchmarks.measure import DAGSTER, ProcessResult, RunTimings, StepTiming, python_env, run_measured, run_timings
+from benchmarks.scales import Scale
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS = ("landing", "bronze", "silver", "gold")
+SCORING_MARKERS = ("score", "prediction")  # batch-scoring assets, once the graph has them
+
+
+class Lakehouse:
+    """A throw-away lakehouse with its own Dagster instance."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.dagster_home = root / "dagster_home"
+        shutil.rmtree(root, ignore_errors=True)
+        self.dagster_home.mkdir(parents=True)
+        shutil.copy(REPO / "dagster.yaml", self.dagster_home / "dagster.yaml")
+        self.env = python_env(
+            {
+                "HEALTHCARE_ENV": "local",
+                "SPARK_ENGINE": "sail",
+                "LAKEHOUSE_ROOT": str(root / "lakehouse"),
+                "DAGSTER_HOME": str(self.dagster_home),
+            }
+        )
+        self.runs = 0
+
+    def materialize(self, scale: Scale, start: date, end: date, label: str, progress) -> dict:
+        """Materialises every asset for the days (one run) and measures it."""
+        config = {
+            "ops": {"synthetic_landing_feeds": {"config": scale.synthetic_config()}},
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        }
+        days = ["--partition", start.isoformat()] if start == end else ["--partition-range", f"{start}...{end}"]
+        args = [DAGSTER, "asset", "materialize", "-m", "healthcare_assets.definitions", "--select", "*", *days]
+        self.runs += 1
+        log = self.root / f"run{self.runs}-{label}.log"
+        process = run_measured(
+            [*args, "--config-json", json.dumps(config)], self.env, log, cwd=REPO, echo=_run_progress(progress)
+        )
+        if process.returncode != 0:
+            raise RuntimeError(f"{label}: dagster exited with {process.returncode}; see {log}\n{process.log_tail}")
+        return _run_record(label, start, end, process, run_timings(self.dagster_home))
+
+
+def _run_progress(progress):
+    """Echoes the run's INFO lines (step progress) as `step: message`."""
+
+    def echo(line: str) -> None:
+        if " - INFO - " in line:
+            # "<time> - dagster - INFO - <job> - <run id> - <step> - <message>"
+            parts = line.split(" - ", 6)
+            progress("    " + " - ".join(parts[5:]) if len(parts) > 5 else line)
+
+    return echo
+
+
+def _run_record(label: str, start: date, end: date, process: ProcessResult, timings: RunTimings) -> dict:
+    steps = timings.steps
+    return {
+        "label": label,
+        "days": f"{start}...{end}" if start != end else str(start),
+        "run_id": timings.run_id,
+        "wall_seconds": round(process.wall_seconds, 3),
+        "run_seconds": round(timings.run_seconds, 3),
+        "peak_tree_rss_mib": round(process.peak_tree_rss_bytes / 2**20, 1),
+        "max_process_rss_mib": round(process.max_rss_bytes / 2**20, 1),
+        "asset_step_seconds": round(sum(s.seconds for s in steps if s.kind == "asset"), 3),
+        "check_step_seconds": round(sum(s.seconds for s in steps if s.kind == "check"), 3),
+        "steps": [asdict(s) for s in sorted(steps, key=lambda s: s.step)],
+    }
+
+
+def _layer(asset: str) -> str:
+    if any(marker in asset for marker in SCORING_MARKERS):
+        return "scoring"
+    return asset.split("/", 1)[0]
+
+
+def throughput(run: dict) -> dict[str, dict]:
+    """Rows written per second of step time, per layer (a step counts towards the layer of its assets)."""
+    layers: dict[str, dict] = {}
+    for step in run["steps"]:
+        timing = StepTiming(**step)
+        if timing.kind != "asset" or not timing.rows:
+            continue
+        layer = _layer(timing.assets[0])
+        totals = layers.setdefault(layer, {"rows": 0, "seconds": 0.0, "steps": 0})
+        totals["rows"] += timing.rows
+        totals["seconds"] += timing.seconds
+        totals["steps"] += 1
+    for totals in layers.values():
+        totals["rows_per_second"] = round(totals["rows"] / totals["seconds"]) if totals["seconds"] else None
+        totals["seconds"] = round(totals["seconds"], 3)
+    return layers
+
+
+def incremental(after_one: dict, after_history: dict) -> dict:
+    """Ratios of one new day's cost after the long history vs after one day, per step and in total."""
+
+    def ratio(a: float, b: float) -> float | None:
+        return round(b / a, 3) if a > 0 else None
+
+    one = {s["step"]: s for s in after_one["steps"]}
+    per_step = []
+    for step in after_history["steps"]:
+        base = one.get(step["step"])
+        if base is None:
+            continue
+        per_step.append(
+            {
+                "step": step["step"],
+                "kind": step["kind"],
+                "after_1_day_seconds": round(base["seconds"], 3),
+                "after_history_seconds": round(step["seconds"], 3),
+                "ratio": ratio(base["seconds"], step["seconds"]),
+            }
+        )
+    return {
+        "asset_steps_ratio": ratio(after_one["asset_step_seconds"], after_history["asset_step_seconds"]),
+        "all_steps_ratio": ratio(
+            after_one["asset_step_seconds"] + after_one["check_step_seconds"],
+            after_history["asset_step_seconds"] + after_history["check_step_seconds"],
+        ),
+        "wall_ratio": ratio(after_one["wall_seconds"], after_history["wall_seconds"]),
+        "per_step": per_step,
+    }
+
+
+def run(scale: Scale, work: Path, progress) -> dict:
+    """Runs the three measurements; returns the section record (the main lakehouse stays for the next sections)."""
+    history = Lakehouse(work / "history")
+    last = scale.day(scale.history_days)
+    progress(f"end to end: backfill {scale.day(1)}...{last} ({scale.history_days} days) through the Dagster CLI")
+    backfill = history.materialize(scale, scale.day(1), last, "backfill", progress)
+    progress(f"  {backfill['wall_seconds']:.1f} s wall, peak RSS {backfill['peak_tree_rss_mib']:.0f} MiB")
+
+    new_day = scale.day(scale.history_days + 1)
+    progress(f"incremental: day {new_day} after {scale.history_days} days of history")
+    after_history = history.materialize(scale, new_day, new_day, f"after-{scale.history_days}-days", progress)
+    progress(f"  {after_history['asset_step_seconds']:.1f} s of asset steps")
+
+    fresh = Lakehouse(work / "one_day")
+    progress(f"incremental: day {scale.day(2)} after 1 day of history (fresh lakehouse)")
+    fresh.materialize(scale, scale.day(1), scale.day(1), "first-day", progress)
+    after_one = fresh.materialize(scale, scale.day(2), scale.day(2), "after-1-day", progress)
+    progress(f"  {after_one['asset_step_seconds']:.1f} s of asset steps")
+    shutil.rmtree(fresh.root, ignore_errors=True)
+
+    return {
+        "scale": scale.name,
+        "config": scale.synthetic_config(),
+        "history_days": scale.history_days,
+        "lakehouse": str(history.root / "lakehouse"),
+        "end_to_end": backfill,
+        "throughput": throughput(backfill),
+        "incremental": {
+            "after_1_day": after_one,
+            "after_history": after_history,
+            **incremental(after_one, after_history),
+        },
+    }

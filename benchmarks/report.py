@@ -1,0 +1,424 @@
+"""Renders benchmarks/results.md and results.json from the section files in benchmarks/results/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SCALE_ORDER = ("tiny", "small", "medium", "large")
+INCREMENTAL_TARGET = 1.2
+OVERHEAD_TARGET = 1.15
+NOT_MEASURED = "_not yet measured_"
+
+# Why a step's cost grows with history, for steps that miss the incremental target.
+GROWS_WITH_HISTORY = {
+    "silver__dim_members": "unpartitioned: re-derives the SCD2 history from every enrolment record and MERGEs it",
+    "gold__member_features": "unpartitioned: recomputes every current member over the trailing 12 months of claims",
+    "gold__claim_features": "reads the member's claims of the trailing 365 days for the history features",
+    "silver__medical_claims": "anti-joins the day against every earlier day's keys (re-delivered claims count once)",
+    "silver__pharmacy_claims": "anti-joins the day against every earlier day's keys",
+    "silver__immunizations": "anti-joins the day against every earlier day's keys",
+    "silver__member_eligibility": "anti-joins the day against every earlier day's keys",
+    "synthetic_landing_feeds": "the generator replays every day's enrolment changes since the roster date",
+    "bronze_ingestion": "parsing is per day, but each write and row count goes through Delta tables with more "
+    "files and a longer commit log",
+}
+OTHER_GROWTH = "no read of earlier days; a longer Delta log and noise on a shared machine"
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _scales(results: Path) -> list[str]:
+    found = {p.stem.removeprefix("pipeline_") for p in results.glob("pipeline_*.json")}
+    return sorted(found, key=lambda s: (SCALE_ORDER.index(s) if s in SCALE_ORDER else len(SCALE_ORDER), s))
+
+
+def _verdict(ratio: float | None, target: float) -> str:
+    if ratio is None:
+        return "n/a"
+    return f"**met** (≤ {target})" if ratio <= target else f"**missed** (target ≤ {target})"
+
+
+def _s(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:,.2f} s"
+
+
+def _n(value) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _claims(pipeline: dict) -> int | None:
+    for step in pipeline["end_to_end"]["steps"]:
+        if step["step"] == "silver__medical_claims":
+            return step["rows"]
+    return None
+
+
+def _flatten(value, prefix: str = "") -> list[list]:
+    """Key/value rows of a section file whose layout this renderer does not know."""
+    if isinstance(value, dict):
+        rows = []
+        for key, item in value.items():
+            rows += _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+        return rows
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        rows = []
+        for index, item in enumerate(value):
+            rows += _flatten(item, f"{prefix}[{index}]")
+        return rows
+    return [[f"`{prefix}`", json.dumps(value) if isinstance(value, list | dict) else value]]
+
+
+def _machine_section(first: dict) -> list[str]:
+    host = first["machine"]
+    load = host["load_average_at_start"]
+    shared = load[0] > host["cores"]
+    lines = [
+        "## Machine, versions, seeds",
+        "",
+        f"* CPU: {host['cpu']}, **{host['cores']} cores**, **{host['memory_gib']} GiB** memory; {host['os']}, "
+        f"Python {host['python']}; commit `{host['commit']}`.",
+        f"* Load average when the run started: {', '.join(map(str, load))} (1/5/15 min)."
+        + (
+            " **Measured on a shared, busy machine** (load above the core count): absolute times are "
+            "pessimistic and noisy; ratios measured side by side in the same run are the robust figures."
+            if shared
+            else ""
+        ),
+        "* Versions: " + ", ".join(f"{name} {version}" for name, version in host["versions"].items()) + ".",
+        f"* Data: the seeded generator (`SyntheticDataConfig`, seed {first['config']['seed']}); knobs per scale "
+        "below. Every run starts from an empty lakehouse and an empty Dagster instance (SQLite, on disk).",
+        "",
+    ]
+    return lines
+
+
+def _scale_table(pipelines: dict[str, dict]) -> list[str]:
+    rows = []
+    for name, p in pipelines.items():
+        c = p["config"]
+        rows.append(
+            [
+                name,
+                p["history_days"],
+                _n(c["num_members"]),
+                _n(c["claims_per_day"]),
+                _n(c["rx_claims_per_day"]),
+                _n(c["immunizations_per_day"]),
+                _n(_claims(p)),
+                p["measured_at"],
+            ]
+        )
+    return _table(
+        ["scale", "days", "members", "claims/day", "rx/day", "immunizations/day", "silver claims", "measured (UTC)"],
+        rows,
+    )
+
+
+def _parallel_training_section(parallel: dict | None) -> list[str]:
+    out: list[str] = []
+    out += ["## 5. Parallel training (CatBoost + XGBoost autoencoders)", ""]
+    if parallel is None:
+        out += [
+            NOT_MEASURED + ": `benchmarks/parallel_training.py` writes `benchmarks/results/parallel_training.json` "
+            "(parallel vs sequential in the same run) once the fraud models are in the graph.",
+            "",
+        ]
+    else:
+        out += _table(["figure", "value"], _flatten(parallel))
+
+    return out
+
+
+def _engine_matrix_section(engine_matrix: dict | None) -> list[str]:
+    out: list[str] = []
+    out += ["### Sail vs classic local Spark", ""]
+    if engine_matrix is None:
+        out += [NOT_MEASURED + ": `benchmarks/engines.py` writes `benchmarks/results/engines.json`.", ""]
+    else:
+        out += _table(["figure", "value"], _flatten(engine_matrix))
+    return out
+
+
+def render(results: Path) -> tuple[str, dict]:
+    scales = _scales(results)
+    pipelines = {s: _load(results / f"pipeline_{s}.json") for s in scales}
+    overheads = {s: _load(results / f"overhead_{s}.json") for s in scales}
+    engines = {s: _load(results / f"sail_vs_pandas_{s}.json") for s in scales}
+    parallel = _load(results / "parallel_training.json")
+    engine_matrix = _load(results / "engines.json")
+    data = {
+        "targets": {"incremental_ratio_max": INCREMENTAL_TARGET, "orchestration_overhead_max": OVERHEAD_TARGET},
+        "scales": {
+            s: {"pipeline": pipelines[s], "overhead": overheads[s], "sail_vs_pandas": engines[s]} for s in scales
+        },
+        "parallel_training": parallel,
+        "engines": engine_matrix,
+    }
+
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench SCALE=<tiny|small|medium|large>` (`python -m benchmarks.run`); every scale "
+        "measured so far is listed. Do not edit by hand: the section files in `benchmarks/results/` are the source.",
+        "",
+    ]
+    missing = [s for s in SCALE_ORDER[1:] if s not in scales]
+    not_run = [
+        f"Scales not measured yet: {', '.join(missing)} (`make bench SCALE=<scale>`; large is optional).",
+        "",
+    ]
+    if not scales:
+        out += [f"{NOT_MEASURED}: no scale measured yet.", "", *not_run]
+        out += _parallel_training_section(parallel)
+        out += ["## 6. Engines", "", *_engine_matrix_section(engine_matrix)]
+        return "\n".join(out), data
+    out += _machine_section(pipelines[scales[0]])
+    out += ["### Scales", "", *_scale_table(pipelines), *(not_run if missing else [])]
+
+    # headline
+    rows = []
+    for s in scales:
+        p, o, e = pipelines[s], overheads[s], engines[s]
+        inc = p["incremental"]
+        rows.append(
+            [
+                s,
+                _s(p["end_to_end"]["wall_seconds"]),
+                f"{p['end_to_end']['peak_tree_rss_mib']:,.0f} MiB",
+                f"{inc['asset_steps_ratio']} — {_verdict(inc['asset_steps_ratio'], INCREMENTAL_TARGET)}",
+                "; ".join(f"{sc['scenario']} {sc['ratio']}" for sc in o["scenarios"])
+                + f" — {_verdict(max(sc['ratio'] for sc in o['scenarios']), OVERHEAD_TARGET)}"
+                if o
+                else NOT_MEASURED,
+                e["pandas_over_sail"] if e else NOT_MEASURED,
+            ]
+        )
+    out += [
+        "## Headline",
+        "",
+        *_table(
+            [
+                "scale",
+                "end-to-end wall (CLI)",
+                "peak RSS",
+                f"incremental: day after {pipelines[scales[0]]['history_days']} days / day after 1 day",
+                "orchestration: Dagster / direct",
+                "pandas / Sail (silver claims)",
+            ],
+            rows,
+        ),
+    ]
+
+    # 1. end to end
+    out += [
+        "## 1. End to end: the whole graph, one single-run backfill",
+        "",
+        "`dagster asset materialize --select '*' --partition-range FIRST...LAST` (the real CLI, as `make run` does) "
+        "on a fresh lakehouse. *Wall* is the CLI process from start to exit; *run* is RUN_START → RUN_SUCCESS in "
+        "the event log; the difference is process start-up (imports, loading the code location, starting the "
+        "embedded engine) and shut-down. Peak RSS is the process tree sampled from /proc every 0.2 s; the "
+        "single-process maximum is `wait4`'s `ru_maxrss`. Step durations are STEP_START → STEP_SUCCESS.",
+        "",
+    ]
+    for s in scales:
+        run = pipelines[s]["end_to_end"]
+        out += [
+            f"### {s}: {run['days']}",
+            "",
+            *_table(
+                ["wall", "run", "start-up + shut-down", "asset steps", "check steps", "peak RSS (tree)", "max RSS"],
+                [
+                    [
+                        _s(run["wall_seconds"]),
+                        _s(run["run_seconds"]),
+                        _s(run["wall_seconds"] - run["run_seconds"]),
+                        _s(run["asset_step_seconds"]),
+                        _s(run["check_step_seconds"]),
+                        f"{run['peak_tree_rss_mib']:,.0f} MiB",
+                        f"{run['max_process_rss_mib']:,.0f} MiB",
+                    ]
+                ],
+            ),
+        ]
+        steps = sorted((st for st in run["steps"] if st["kind"] == "asset"), key=lambda st: -st["seconds"])
+        checks = [st for st in run["steps"] if st["kind"] == "check"]
+        rows = [
+            [
+                f"`{st['step']}`",
+                ", ".join(st["assets"]),
+                _n(st["rows"]),
+                _s(st["seconds"]),
+                f"{st['seconds'] / run['run_seconds']:.0%}",
+            ]
+            for st in steps
+        ]
+        check_seconds = sum(st["seconds"] for st in checks)
+        rows.append(
+            [f"{len(checks)} asset checks", "—", "—", _s(check_seconds), f"{check_seconds / run['run_seconds']:.0%}"]
+        )
+        out += _table(["step", "assets", "rows written", "duration", "share of run"], rows)
+
+    # 2. throughput
+    out += [
+        "## 2. Throughput per layer",
+        "",
+        "Rows written per second of step time in the end-to-end run (bronze: valid rows + quarantine; silver: "
+        "the four typed tables and the SCD2 dimension; gold: feature tables). Batch scoring counts assets "
+        "whose key names scores or predictions.",
+        "",
+    ]
+    rows = []
+    for s in scales:
+        layers = pipelines[s]["throughput"]
+        for layer in ("landing", "bronze", "silver", "gold", "scoring"):
+            t = layers.get(layer)
+            if t is None:
+                rows.append([s, layer, NOT_MEASURED + " (no such asset in the graph yet)", "", ""])
+            else:
+                rows.append([s, layer, _n(t["rows"]), _s(t["seconds"]), f"{_n(t['rows_per_second'])} rows/s"])
+    out += _table(["scale", "layer", "rows", "step time", "throughput"], rows)
+
+    # 3. incremental
+    out += [
+        "## 3. Incremental cost of one new day",
+        "",
+        "One daily partition (`--partition DAY`, every asset and check) after 1 day of history (a second fresh "
+        "lakehouse: day 1, then day 2 measured) against the day after the end-to-end backfill. Same daily volume, "
+        f"same process start-up. Target: ratio ≤ {INCREMENTAL_TARGET} (cost must not grow with history).",
+        "",
+    ]
+    for s in scales:
+        inc = pipelines[s]["incremental"]
+        one, long = inc["after_1_day"], inc["after_history"]
+        days = pipelines[s]["history_days"]
+        out += [
+            f"### {s}",
+            "",
+            *_table(
+                ["measure", "after 1 day", f"after {days} days", "ratio", "target"],
+                [
+                    [
+                        "asset steps",
+                        _s(one["asset_step_seconds"]),
+                        _s(long["asset_step_seconds"]),
+                        inc["asset_steps_ratio"],
+                        _verdict(inc["asset_steps_ratio"], INCREMENTAL_TARGET),
+                    ],
+                    [
+                        "asset + check steps",
+                        _s(one["asset_step_seconds"] + one["check_step_seconds"]),
+                        _s(long["asset_step_seconds"] + long["check_step_seconds"]),
+                        inc["all_steps_ratio"],
+                        _verdict(inc["all_steps_ratio"], INCREMENTAL_TARGET),
+                    ],
+                    ["CLI wall", _s(one["wall_seconds"]), _s(long["wall_seconds"]), inc["wall_ratio"], ""],
+                ],
+            ),
+        ]
+        rows, reasons = [], []
+        for st in sorted((x for x in inc["per_step"] if x["kind"] == "asset"), key=lambda x: -(x["ratio"] or 0)):
+            rows.append(
+                [f"`{st['step']}`", _s(st["after_1_day_seconds"]), _s(st["after_history_seconds"]), st["ratio"]]
+            )
+            if st["ratio"] and st["ratio"] > INCREMENTAL_TARGET:
+                why = GROWS_WITH_HISTORY.get(st["step"], OTHER_GROWTH)
+                reasons.append(f"* `{st['step']}` ({st['ratio']}x): {why}.")
+        out += _table(["asset step", "after 1 day", f"after {days} days", "ratio"], rows)
+        if reasons:
+            out += ["Steps whose cost grows with history, and why:", "", *reasons, ""]
+
+    # 4. orchestration overhead
+    out += [
+        "## 4. Orchestration overhead (gold assets)",
+        "",
+        "`gold/claim_features` and `gold/member_features` built over the same stored silver tables, once as a "
+        "single-run backfill of every day and once for the last day only, alternately, in one process with one warm engine: "
+        "`execute_in_process` of a job of the two assets (checks excluded) on an on-disk instance, against "
+        "calling `transforms.gold` directly on frames read with `DeltaStorage` and written with the same "
+        "`replace_days`/`overwrite`. The Dagster path also pays what every asset materialisation records "
+        "(row count, schema and Delta version: two extra small Spark queries per asset) and the event log. "
+        "Medians of the repeats; batch-scoring assets join this section once the graph has them. "
+        f"Target: ≤ {OVERHEAD_TARGET}.",
+        "",
+    ]
+    rows = []
+    for s in scales:
+        o = overheads[s]
+        if o is None:
+            rows.append([s, NOT_MEASURED, "", "", "", "", ""])
+            continue
+        for sc in o["scenarios"]:
+            extra = sc["dagster_median_seconds"] - sc["direct_median_seconds"]
+            rows.append(
+                [
+                    s,
+                    f"{sc['scenario']} ({sc['partitions']} partition{'s' if sc['partitions'] != 1 else ''})",
+                    _s(sc["dagster_median_seconds"]),
+                    _s(sc["direct_median_seconds"]),
+                    f"{sc['ratio']} (+{extra:.2f} s)",
+                    f"{sc['materialization_events']} materialisations, {_s(sc['seconds_before_first_step'])} "
+                    "before the first step",
+                    _verdict(sc["ratio"], OVERHEAD_TARGET),
+                ]
+            )
+    out += _table(
+        ["scale", "run", "through Dagster", "direct", "ratio (extra)", "Dagster events of the run", "target"], rows
+    )
+    missed = [
+        s for s in scales if overheads[s] and any(sc["ratio"] > OVERHEAD_TARGET for sc in overheads[s]["scenarios"])
+    ]
+    if missed:
+        out += [
+            f"Missed at {', '.join(missed)}. The extra time is not attributed step by step yet; what the "
+            "Dagster path does on top of the transforms: one planned and one materialisation event per asset "
+            "partition written to the SQLite event log (a backfill writes about twice its partition count; "
+            "see the events column and the seconds spent before the first step), step and IO-manager events, "
+            "resource set-up, and the metadata every materialisation records (row count of the written range, "
+            "column schema, Delta version: extra Spark and delta-rs queries per asset). These costs are per "
+            "run and per partition rather than per row, so the ratio falls as a day's data grows; on a busy "
+            "machine event writes and small queries are slowed the most.",
+            "",
+        ]
+
+    out += _parallel_training_section(parallel)
+
+    # 6. engines
+    out += [
+        "## 6. Engines",
+        "",
+        "### Sail vs pandas: silver medical_claims cleaning",
+        "",
+        "`transforms.silver.medical_claims` on the embedded Sail engine against the same cleaning written with "
+        "pandas (`benchmarks/sail_vs_pandas.py`; pyarrow casts), each reading the stored bronze Delta table and "
+        "writing a Delta table. Both outputs are compared (same rows, values and types) before timing; medians "
+        "of alternating repeats.",
+        "",
+    ]
+    rows = []
+    for s in scales:
+        e = engines[s]
+        if e is None:
+            rows.append([s, NOT_MEASURED, "", "", "", ""])
+        else:
+            rows.append(
+                [
+                    s,
+                    _n(e["input_rows"]),
+                    "yes" if e["results_equal"] else "NO",
+                    _s(e["sail_median_seconds"]),
+                    _s(e["pandas_median_seconds"]),
+                    e["pandas_over_sail"],
+                ]
+            )
+    out += _table(["scale", "bronze rows", "same result", "Sail", "pandas", "pandas / Sail"], rows)
+    out += _engine_matrix_section(engine_matrix)
+    return "\n".join(out), data
