@@ -3,7 +3,7 @@
 import dagster as dg
 
 from healthcare_assets.assets import bronze, gold, landing, silver
-from healthcare_assets.automation import jobs
+from healthcare_assets.automation import jobs, maintenance
 from healthcare_assets.checks import quality
 from healthcare_assets.resources.build import build_resources
 from healthcare_assets.settings import Settings, load_settings
@@ -12,11 +12,14 @@ from healthcare_assets.settings import Settings, load_settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
+    table_assets = dg.load_assets_from_modules([bronze, silver, gold])
+    # weekly OPTIMIZE ... ZORDER BY and VACUUM of every Delta table above
+    maintenance_job = maintenance.build_delta_maintenance_job(table_assets)
     return dg.Definitions(
-        assets=[*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])],
+        assets=[*landing_assets, *table_assets],
         asset_checks=quality.quality_checks,
-        jobs=jobs.jobs,
-        schedules=jobs.schedules,
+        jobs=[*jobs.jobs, maintenance_job],
+        schedules=[*jobs.schedules, maintenance.weekly_schedule(maintenance_job)],
         resources=build_resources(settings),
         # Spark parallelises inside a step; one process keeps one embedded engine for the whole run.
         executor=dg.in_process_executor,
