@@ -34,7 +34,8 @@ from assets_tests.pipeline import Pipeline, check_results
 root, engine, day, synthetic = sys.argv[1], sys.argv[2], date.fromisoformat(sys.argv[3]), json.loads(sys.argv[4])
 result = Pipeline(root, synthetic=synthetic, engine=engine).run(day)
 failed = sorted("/".join(k) for k, e in check_results(result).items() if not e.passed and e.severity.value == "ERROR")
-print(json.dumps({"success": result.success, "failed_error_checks": failed}))
+errors = [f"{e.step_key}: {e.event_specific_data.error.message}" for e in result.all_events if e.is_step_failure]
+print(json.dumps({"success": result.success, "failed_error_checks": failed, "step_errors": errors}))
 """
 
 
@@ -79,7 +80,7 @@ def lakehouses(tmp_path_factory):
 def test_the_other_engine_reads_and_appends_tables_this_engine_wrote(lakehouses):
     mixed, _, outcomes = lakehouses
     assert outcomes["first"].success
-    assert outcomes["other"] == {"success": True, "failed_error_checks": []}
+    assert outcomes["other"] == {"success": True, "failed_error_checks": [], "step_errors": []}
     assert outcomes["last"].success
     failed_errors = [
         k for k, e in check_results(outcomes["last"]).items() if not e.passed and e.severity.value == "ERROR"

@@ -220,17 +220,22 @@ class DeltaStorage:
                 retention_hours=retain_hours, dry_run=False, enforce_retention_duration=enforce_retention
             )
             return len(deleted)
+        statement = f"VACUUM {self.qualified_name(ref)} RETAIN {int(retain_hours)} HOURS"
+        if enforce_retention:
+            return self._vacuum_sql(statement)
         check = "spark.databricks.delta.retentionDurationCheck.enabled"
         previous = self.spark.conf.get(check, "true")
-        if not enforce_retention:
-            self.spark.conf.set(check, "false")
+        self.spark.conf.set(check, "false")
         try:
-            statement = f"VACUUM {self.qualified_name(ref)} RETAIN {int(retain_hours)} HOURS"
-            # VACUUM returns only the table path; the dry run lists the files it will delete
-            deleted = self.spark.sql(f"{statement} DRY RUN").count()
-            self.spark.sql(statement).collect()
+            return self._vacuum_sql(statement)
         finally:
             self.spark.conf.set(check, previous)
+
+    def _vacuum_sql(self, statement: str) -> int:
+        # VACUUM returns only the table path; its dry run lists the files it will delete (Databricks shows
+        # at most 1000 of them, so there the count is a lower bound)
+        deleted = self.spark.sql(f"{statement} DRY RUN").count()
+        self.spark.sql(statement).collect()
         return deleted
 
     def _check_zorder_columns(self, ref: TableRef, zorder_by: tuple[str, ...]) -> None:

@@ -112,6 +112,8 @@ def _classic_session(shuffle_partitions: int, jars_dir: str) -> SparkSession:
         # a handful of partitions suits small local data on a few cores (the default 200 means 200 tiny tasks)
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.default.parallelism", str(shuffle_partitions))
+        # Delta rebuilds a table's state from its log with this many tasks (default 50: slow for small tables)
+        .config("spark.databricks.delta.snapshotPartitions", str(shuffle_partitions))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "4g")
