@@ -99,6 +99,9 @@ def _classic_session(shuffle_partitions: int, jars_dir: str) -> SparkSession:
     jars = delta_jars(jars_dir)
     # Python workers must run this interpreter (the project's virtualenv), not whatever is first on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # Inherited from a parent process that ran Sail, this flag would make PySpark treat the classic session as
+    # Spark Connect; this process runs no Connect session (get_session allows one engine per process).
+    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
     # Loopback only (no "using a non-loopback address" warning, nothing listens on the network).
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = (
