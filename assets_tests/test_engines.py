@@ -116,3 +116,17 @@ def test_both_engines_produce_the_same_rows(lakehouses):
             _canonical(other, single.settings.lakehouse_root),
             obj=str(path.relative_to(mixed.settings.lakehouse_root)),
         )
+
+
+@pytest.mark.engine_fidelity
+def test_the_suite_runs_on_the_engine_it_was_asked_for(spark, storage):
+    """Guards the classic pass of `make test`: SPARK_ENGINE must reach the session and the storage layer."""
+    is_connect = type(spark).__module__.startswith("pyspark.sql.connect")
+    assert is_connect == (TEST_ENGINE == "sail")
+    assert storage.engine == TEST_ENGINE
+    assert storage.has_delta_sql == (TEST_ENGINE == "classic")
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    if TEST_ENGINE == "classic":  # configured as Databricks configures Delta
+        assert spark.conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
+        assert spark.conf.get("spark.sql.catalog.spark_catalog").endswith("DeltaCatalog")
+        assert spark.conf.get("spark.sql.shuffle.partitions") == "4"
