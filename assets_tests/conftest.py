@@ -1,16 +1,14 @@
-"""Shared fixtures: one embedded Spark session per test process, throw-away lakehouses."""
+"""Shared fixtures: one Spark session per test process (SPARK_ENGINE, Sail by default), throw-away lakehouses."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from assets_tests.pipeline import TEST_ENGINE
 from healthcare_assets.resources.delta import DeltaStorage
 from healthcare_assets.resources.spark import get_session
-
-TEST_ENGINE = os.environ.get("SPARK_ENGINE", "sail")
 
 
 @pytest.fixture(scope="session")
@@ -20,4 +18,4 @@ def spark():
 
 @pytest.fixture
 def storage(spark, tmp_path: Path) -> DeltaStorage:
-    return DeltaStorage(spark, str(tmp_path / "lakehouse"))
+    return DeltaStorage(spark, str(tmp_path / "lakehouse"), engine=TEST_ENGINE)

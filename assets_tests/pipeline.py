@@ -1,5 +1,6 @@
 """Runs the real code location in a real Dagster instance for the end-to-end tests."""
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import dagster as dg
 from healthcare_assets.definitions import build_definitions
 from healthcare_assets.settings import load_settings
 
+# The engine the suite runs on: `make test` runs it on Sail, then the engine_fidelity tests on classic Spark.
+TEST_ENGINE = os.environ.get("SPARK_ENGINE", "sail")
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -25,8 +28,8 @@ SMALL_DATA = {
 class Pipeline:
     """The code location over a throw-away lakehouse, with one Dagster instance for all its runs."""
 
-    def __init__(self, root: Path, synthetic: dict | None = None):
-        self.settings = load_settings({"LAKEHOUSE_ROOT": str(root)})
+    def __init__(self, root: Path, synthetic: dict | None = None, engine: str = TEST_ENGINE):
+        self.settings = load_settings({"LAKEHOUSE_ROOT": str(root), "SPARK_ENGINE": engine})
         self.defs = build_definitions(self.settings)
         self.instance = dg.DagsterInstance.ephemeral()
         self.synthetic = {**SMALL_DATA, **(synthetic or {})}

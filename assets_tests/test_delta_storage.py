@@ -7,6 +7,9 @@ from deltalake import DeltaTable
 
 from healthcare_assets.resources.delta import DeltaStorage, TableRef
 
+# also run on classic Spark + delta-spark (the Databricks engine) by `make test`
+pytestmark = pytest.mark.engine_fidelity
+
 REF = TableRef("silver", "example")
 SCHEMA = "id long, value string, ingest_date date"
 D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)

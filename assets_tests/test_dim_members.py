@@ -2,8 +2,13 @@
 
 from datetime import date
 
+import pytest
+
 from healthcare_assets.resources.delta import TableRef
 from healthcare_assets.transforms import quality, silver
+
+# also run on classic Spark + delta-spark (the Databricks engine) by `make test`
+pytestmark = pytest.mark.engine_fidelity
 
 DIM = TableRef("silver", "dim_members")
 COLUMNS = (

@@ -15,6 +15,9 @@ from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.domain.synthetic import member_roster
 from healthcare_assets.transforms.bronze import count_landing_lines
 
+# also run on classic Spark + delta-spark (the Databricks engine) by `make test`
+pytestmark = pytest.mark.engine_fidelity
+
 D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)
 TABLES = [
     *(f"bronze/{s}" for s in SOURCES),

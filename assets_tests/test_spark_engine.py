@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from healthcare_assets.resources.spark import SparkResource, get_session
+from healthcare_assets.resources.spark import SparkResource, delta_jars, get_session
 from healthcare_assets.settings import ConfigurationError
 
 SCRIPT = textwrap.dedent(
@@ -49,5 +49,5 @@ def test_unknown_engine_is_refused():
 
 
 def test_classic_engine_without_jars_says_how_to_fetch_them(tmp_path):
-    with pytest.raises(ConfigurationError, match="no Delta jars"):
-        get_session("classic", jars_dir=str(tmp_path))
+    with pytest.raises(ConfigurationError, match="no Delta jars.*make jars"):
+        delta_jars(str(tmp_path))

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from healthcare_assets.assets import bronze, gold, landing, silver
-from healthcare_assets.automation import governance, jobs, sensors
+from healthcare_assets.automation import governance, jobs, maintenance, sensors
 from healthcare_assets.checks import quality
 from healthcare_assets.resources.build import build_resources
 from healthcare_assets.resources.databricks import launch_spark_steps
@@ -13,15 +13,16 @@ from healthcare_assets.settings import Settings, load_settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
+    table_assets = dg.load_assets_from_modules([bronze, silver, gold])
     # every Spark asset and its checks go through the step launcher (in-process locally, Databricks deployed)
-    assets, checks = launch_spark_steps(
-        [*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])], quality.quality_checks
-    )
+    assets, checks = launch_spark_steps([*landing_assets, *table_assets], quality.quality_checks)
+    # weekly OPTIMIZE ... ZORDER BY and VACUUM of every Delta table above
+    maintenance_job = maintenance.build_delta_maintenance_job(table_assets)
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[*jobs.jobs, *governance.deployment_jobs(settings)],
-        schedules=jobs.build_schedules(settings.schedule_timezone),
+        jobs=[*jobs.jobs, maintenance_job, *governance.deployment_jobs(settings)],
+        schedules=[*jobs.build_schedules(settings.schedule_timezone), maintenance.weekly_schedule(maintenance_job)],
         sensors=sensors.build_sensors(settings.landing_root),
         resources=build_resources(settings),
         executor=executor(settings),

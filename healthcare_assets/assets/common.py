@@ -33,3 +33,12 @@ def latest_metadata_value(context: dg.AssetExecutionContext, key: dg.AssetKey, n
     if event is None or name not in event.asset_materialization.metadata:
         raise dg.Failure(f"{key.to_user_string()} has no materialisation with {name!r}: materialise it first")
     return event.asset_materialization.metadata[name].value
+
+
+# Definition metadata naming the columns the weekly Delta maintenance Z-orders a table by.
+ZORDER_BY_METADATA = "delta/zorder_by"
+
+
+def zorder_by(*columns: str) -> dict[str, str]:
+    """Declares a table's Z-order columns next to the table (read by the `delta_maintenance` job)."""
+    return {ZORDER_BY_METADATA: ", ".join(columns)}

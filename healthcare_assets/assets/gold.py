@@ -4,7 +4,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from healthcare_assets.assets.common import SPARK_DELTA, run_day_range
+from healthcare_assets.assets.common import SPARK_DELTA, run_day_range, zorder_by
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
 from healthcare_assets.resources.delta import PARTITION_COLUMN
@@ -33,6 +33,7 @@ ML_OWNERS = ["team:data-engineering", "team:fraud-ml"]
     owners=ML_OWNERS,
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
+    metadata=zorder_by("member_key", "claim_date"),
 )
 def claim_features(context: dg.AssetExecutionContext, claim_history: DataFrame, members: DataFrame) -> DataFrame:
     start, end = run_day_range(context)

@@ -8,17 +8,26 @@ differences are handled here:
 * Sail does not enforce ``replaceWhere`` (it deletes the matching rows and
   writes every row given), so the frame is always filtered to the range first;
   the result is one atomic commit on every engine.
-* Local tables are addressed by path and their history read with delta-rs;
-  deployed tables by their Unity Catalog name and ``DESCRIBE HISTORY``.
+* Local tables are addressed by path, deployed tables by their Unity Catalog
+  name.
+* Table facts and maintenance (history, file counts, ``OPTIMIZE ... ZORDER BY``,
+  ``VACUUM``, table properties) use Delta SQL on the engines that have it
+  (classic Spark with delta-spark, Databricks) and delta-rs (``deltalake``) on
+  Sail, which has none of it. Results come back in one engine-neutral shape.
 """
 
+import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 
 PARTITION_COLUMN = "ingest_date"
+# Engines whose Spark has the Delta SQL extension (DESCRIBE HISTORY/DETAIL, OPTIMIZE, VACUUM, TBLPROPERTIES).
+DELTA_SQL_ENGINES = ("classic", "databricks")
+# Delta's own default: files a reader of the last week may still need are kept.
+DEFAULT_RETAIN_HOURS = 168
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,21 @@ class TableRef:
         return f"{self.schema}.{self.table}"
 
 
+@dataclass(frozen=True)
+class TableFiles:
+    """The current snapshot of a table: its version, data files and their total size."""
+
+    version: int
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    files_added: int
+    files_removed: int
+
+
 def day_range_condition(start: date, end: date, column: str = PARTITION_COLUMN) -> str:
     return f"{column} >= DATE'{start.isoformat()}' AND {column} <= DATE'{end.isoformat()}'"
 
@@ -43,10 +67,15 @@ def day_range_condition(start: date, end: date, column: str = PARTITION_COLUMN) 
 class DeltaStorage:
     """Delta tables under a local root (by path) or in a Unity Catalog catalog (by name)."""
 
-    def __init__(self, spark: SparkSession, root: str, catalog: str | None = None):
+    def __init__(self, spark: SparkSession, root: str, catalog: str | None = None, engine: str | None = None):
         self.spark = spark
         self.root = root
         self.catalog = catalog
+        self.engine = engine or _engine_of(spark, catalog)
+
+    @property
+    def has_delta_sql(self) -> bool:
+        return self.engine in DELTA_SQL_ENGINES
 
     # -- addressing -------------------------------------------------------
     def path(self, ref: TableRef) -> str:
@@ -112,20 +141,113 @@ class DeltaStorage:
         self.spark.sql(merge_sql.format(target=f"{self.qualified_name(ref)} AS t", source=f"{view} AS s"))
 
     # -- table facts --------------------------------------------------------
+    def _delta_rs(self, ref: TableRef):
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.path(ref))
+
     def version(self, ref: TableRef) -> int:
-        if self.catalog:
+        if self.has_delta_sql:
             row = self.spark.sql(f"DESCRIBE HISTORY {self.qualified_name(ref)} LIMIT 1").first()
             return int(row["version"])
-        from deltalake import DeltaTable
-
-        return DeltaTable(self.path(ref)).version()
+        return self._delta_rs(ref).version()
 
     def history(self, ref: TableRef) -> list[dict]:
-        if self.catalog:
-            return [row.asDict() for row in self.spark.sql(f"DESCRIBE HISTORY {self.qualified_name(ref)}").collect()]
-        from deltalake import DeltaTable
+        """Commits, newest first: version, timestamp (UTC), operation, operationParameters, operationMetrics."""
+        if self.has_delta_sql:
+            rows = self.spark.sql(f"DESCRIBE HISTORY {self.qualified_name(ref)}").collect()
+            return [
+                _commit(r["version"], r["timestamp"], r["operation"], r["operationParameters"], r["operationMetrics"])
+                for r in rows
+            ]
+        return [
+            _commit(
+                entry["version"],
+                datetime.fromtimestamp(entry["timestamp"] / 1000, UTC),
+                entry["operation"],
+                entry.get("operationParameters"),
+                entry.get("operationMetrics"),
+            )
+            for entry in self._delta_rs(ref).history()
+        ]
 
-        return DeltaTable(self.path(ref)).history()
+    def files(self, ref: TableRef) -> TableFiles:
+        """Version, number of data files and their bytes in the current snapshot."""
+        if self.has_delta_sql:
+            row = self.spark.sql(f"DESCRIBE DETAIL {self.qualified_name(ref)}").first()
+            return TableFiles(self.version(ref), int(row["numFiles"]), int(row["sizeInBytes"]))
+        table = self._delta_rs(ref)
+        sizes = table.get_add_actions(flatten=True).column("size_bytes").to_pylist()
+        return TableFiles(table.version(), len(sizes), int(sum(sizes)))
+
+    def properties(self, ref: TableRef) -> dict[str, str]:
+        if self.has_delta_sql:
+            rows = self.spark.sql(f"SHOW TBLPROPERTIES {self.qualified_name(ref)}").collect()
+            return {row["key"]: row["value"] for row in rows}
+        return dict(self._delta_rs(ref).metadata().configuration)
+
+    # -- maintenance --------------------------------------------------------
+    def set_properties(self, ref: TableRef, properties: dict[str, str]) -> None:
+        if self.has_delta_sql:
+            assignments = ", ".join(f"'{key}' = '{value}'" for key, value in properties.items())
+            self.spark.sql(f"ALTER TABLE {self.qualified_name(ref)} SET TBLPROPERTIES ({assignments})")
+        else:
+            # custom (non-delta.*) properties are allowed, as in Spark
+            self._delta_rs(ref).alter.set_table_properties(properties, raise_if_not_exists=False)
+
+    def optimize(self, ref: TableRef, zorder_by: tuple[str, ...] | list[str] = ()) -> OptimizeResult:
+        """Compacts small files; with `zorder_by`, also co-locates rows by those columns (OPTIMIZE ... ZORDER BY)."""
+        zorder_by = tuple(zorder_by)
+        self._check_zorder_columns(ref, zorder_by)
+        if self.has_delta_sql:
+            zorder = f" ZORDER BY ({', '.join(f'`{c}`' for c in zorder_by)})" if zorder_by else ""
+            metrics = self.spark.sql(f"OPTIMIZE {self.qualified_name(ref)}{zorder}").first()["metrics"]
+            return OptimizeResult(int(metrics["numFilesAdded"]), int(metrics["numFilesRemoved"]))
+        table = self._delta_rs(ref)
+        metrics = table.optimize.z_order(list(zorder_by)) if zorder_by else table.optimize.compact()
+        return OptimizeResult(int(metrics["numFilesAdded"]), int(metrics["numFilesRemoved"]))
+
+    def vacuum(self, ref: TableRef, retain_hours: int = DEFAULT_RETAIN_HOURS, enforce_retention: bool = True) -> int:
+        """Deletes data files no version younger than `retain_hours` needs; returns how many.
+
+        Below Delta's 168-hour safety limit both engines refuse unless
+        `enforce_retention` is False (only for tables nobody reads concurrently).
+        """
+        if retain_hours < 0:
+            raise ValueError(f"retain_hours must be >= 0, got {retain_hours}")
+        if not self.has_delta_sql:
+            deleted = self._delta_rs(ref).vacuum(
+                retention_hours=retain_hours, dry_run=False, enforce_retention_duration=enforce_retention
+            )
+            return len(deleted)
+        statement = f"VACUUM {self.qualified_name(ref)} RETAIN {int(retain_hours)} HOURS"
+        if enforce_retention:
+            return self._vacuum_sql(statement)
+        check = "spark.databricks.delta.retentionDurationCheck.enabled"
+        previous = self.spark.conf.get(check, "true")
+        self.spark.conf.set(check, "false")
+        try:
+            return self._vacuum_sql(statement)
+        finally:
+            self.spark.conf.set(check, previous)
+
+    def _vacuum_sql(self, statement: str) -> int:
+        # VACUUM returns only the table path; its dry run lists the files it will delete (Databricks shows
+        # at most 1000 of them, so there the count is a lower bound)
+        deleted = self.spark.sql(f"{statement} DRY RUN").count()
+        self.spark.sql(statement).collect()
+        return deleted
+
+    def _check_zorder_columns(self, ref: TableRef, zorder_by: tuple[str, ...]) -> None:
+        columns = set(self.read(ref).columns)
+        unknown = [c for c in zorder_by if c not in columns]
+        if unknown:
+            raise ValueError(f"cannot Z-order {ref} by {unknown}: the table has no such column")
+        if PARTITION_COLUMN in zorder_by:
+            raise ValueError(
+                f"cannot Z-order {ref} by its partition column {PARTITION_COLUMN}: "
+                "rows are already grouped by partition"
+            )
 
     def count(self, ref: TableRef, start: date | None = None, end: date | None = None) -> int:
         return self.read(ref, start, end).count()
@@ -136,3 +258,25 @@ class DeltaStorage:
             frame = frame.where(where)
         rows = frame.groupBy(PARTITION_COLUMN).count().collect()
         return {row[PARTITION_COLUMN]: row["count"] for row in rows}
+
+
+def _engine_of(spark: SparkSession | None, catalog: str | None) -> str:
+    """The engine a session belongs to, for callers that do not say: Spark Connect here is Sail."""
+    if catalog:
+        return "databricks"
+    if spark is None or type(spark).__module__.startswith("pyspark.sql.connect"):
+        return "sail"
+    return "classic"
+
+
+def _commit(version, timestamp, operation, parameters, metrics) -> dict:
+    """One history entry; Spark and delta-rs spell parameters as strings or JSON, metrics as strings or numbers."""
+    if timestamp.tzinfo is None:  # Spark gives session-time-zone (UTC) timestamps without a zone
+        timestamp = timestamp.replace(tzinfo=UTC)
+    return {
+        "version": int(version),
+        "timestamp": timestamp,
+        "operation": operation,
+        "operationParameters": {k: v if isinstance(v, str) else json.dumps(v) for k, v in (parameters or {}).items()},
+        "operationMetrics": {k: str(v) for k, v in (metrics or {}).items()},
+    }

@@ -23,7 +23,7 @@ class LakehouseResource(dg.ConfigurableResource):
     catalog: str | None = None
 
     def storage(self) -> DeltaStorage:
-        return DeltaStorage(self.spark.get_session(), self.root, self.catalog)
+        return DeltaStorage(self.spark.get_session(), self.root, self.catalog, engine=self.spark.engine)
 
     def table_metadata(self, ref: TableRef, start: date | None = None, end: date | None = None) -> dict:
         """What every table materialisation reports: rows, Delta version, location, schema."""
