@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from healthcare_assets import catalog
 from healthcare_assets.assets import bronze, gold, landing, silver
 from healthcare_assets.automation import jobs
 from healthcare_assets.checks import quality
@@ -13,7 +14,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
     return dg.Definitions(
-        assets=[*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])],
+        assets=catalog.with_code_references([*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])]),
         asset_checks=quality.quality_checks,
         jobs=jobs.jobs,
         schedules=jobs.schedules,
