@@ -36,9 +36,9 @@ def figure_png(figure: Figure) -> bytes:
 
 
 def figure_markdown(figure: Figure, title: str) -> dg.MarkdownMetadataValue:
-    """Markdown metadata showing `title` and the figure as an embedded PNG."""
+    """Markdown metadata showing the figure as an embedded PNG, with `title` as its alternative text."""
     encoded = base64.b64encode(figure_png(figure)).decode("ascii")
-    return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{encoded})")
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")
 
 
 def bar_chart_markdown(
