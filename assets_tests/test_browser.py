@@ -145,6 +145,7 @@ def _screenshot(page, name: str) -> Path:
 def test_ui_shows_the_graph_and_metadata_and_runs_a_materialisation(dagster_ui, browser):
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=STEP_MS)
     # 1. the asset graph: every group, every asset
     page = _page(browser, 1400, 1500)
     page.goto(f"{dagster_ui}/asset-groups")
