@@ -14,7 +14,7 @@ CLASSIC_PYTEST_ARGS ?= -n 2 --dist loadfile -m engine_fidelity
 # Progress lines only on the console; every event is still in the run's log in the UI.
 INFO_LOGS := {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
-.PHONY: install run test ui validate lint lock jars clean bench
+.PHONY: install run test ui validate lint lock jars clean bench browser
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +41,16 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(ENGINE_PREREQS)
 	$(BIN)/python -m healthcare_assets.report
 
 # Whole suite on Sail (the local default), then the engine_fidelity tests on classic Spark.
-test: $(STAMP) lint jars
+test: $(STAMP) lint jars browser
 	SPARK_ENGINE=sail $(BIN)/python -m pytest $(PYTEST_ARGS)
 	SPARK_ENGINE=classic $(BIN)/python -m pytest $(CLASSIC_PYTEST_ARGS)
+
+# Headless Chromium from Debian for the UI test (CI runs as root); where it cannot be installed that test skips.
+browser:
+	@test -x /usr/bin/chromium \
+		|| apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+		|| echo "chromium could not be installed: assets_tests/test_browser.py will be skipped"
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml

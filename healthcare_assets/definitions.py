@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from healthcare_assets import catalog
 from healthcare_assets.assets import bronze, gold, landing, silver
 from healthcare_assets.automation import governance, jobs, maintenance, sensors
 from healthcare_assets.checks import quality
@@ -15,7 +16,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
     table_assets = dg.load_assets_from_modules([bronze, silver, gold])
     # every Spark asset and its checks go through the step launcher (in-process locally, Databricks deployed)
-    assets, checks = launch_spark_steps([*landing_assets, *table_assets], quality.quality_checks)
+    assets, checks = launch_spark_steps(
+        catalog.with_code_references([*landing_assets, *table_assets]), quality.quality_checks
+    )
     # weekly OPTIMIZE ... ZORDER BY and VACUUM of every Delta table above
     maintenance_job = maintenance.build_delta_maintenance_job(table_assets)
     return dg.Definitions(

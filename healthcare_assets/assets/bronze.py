@@ -5,6 +5,7 @@ from pyspark.sql import functions as F
 
 from healthcare_assets.assets.common import DATA_ENGINEERING, SPARK_DELTA, run_days
 from healthcare_assets.assets.landing import LANDING_KEYS
+from healthcare_assets.charts import bar_chart_markdown
 from healthcare_assets.domain.landing import REASON
 from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
@@ -73,7 +74,10 @@ def bronze_ingestion(context: dg.AssetExecutionContext, lakehouse: LakehouseReso
         yield dg.Output(
             bronze.bronze_rows(parsed, source),
             output_name=name,
-            metadata={"quarantined_by_kind": dg.MetadataValue.json(quarantine_summary[name])},
+            metadata={
+                "quarantined_lines": dg.MetadataValue.int(sum(quarantine_summary[name].values())),
+                "quarantined_by_kind": dg.MetadataValue.json(quarantine_summary[name]),
+            },
         )
     all_quarantined = quarantined[0]
     for frame in quarantined[1:]:
@@ -81,5 +85,9 @@ def bronze_ingestion(context: dg.AssetExecutionContext, lakehouse: LakehouseReso
     yield dg.Output(
         all_quarantined,
         output_name="quarantine",
-        metadata={"quarantined_by_source": dg.MetadataValue.json(quarantine_summary)},
+        metadata={
+            "quarantined_by_source": dg.MetadataValue.json(quarantine_summary),
+            # kinds of failure only (rule names), never the records: the chart shows no PHI
+            "quarantined_chart": bar_chart_markdown(quarantine_summary, "Quarantined lines by feed and kind", "lines"),
+        },
     )

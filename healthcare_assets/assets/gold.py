@@ -4,8 +4,10 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from healthcare_assets import catalog
 from healthcare_assets.assets.common import SPARK_DELTA, run_day_range, zorder_by
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
+from healthcare_assets.domain.features import CHRONIC_CONDITIONS
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
 from healthcare_assets.resources.delta import PARTITION_COLUMN
 from healthcare_assets.transforms import gold
@@ -13,6 +15,43 @@ from healthcare_assets.transforms import gold
 CLAIM_FEATURES_KEY = dg.AssetKey(["gold", "claim_features"])
 MEMBER_FEATURES_KEY = dg.AssetKey(["gold", "member_features"])
 ML_OWNERS = ["team:data-engineering", "team:fraud-ml"]
+
+# Column lineage of the feature tables: columns not listed keep their upstream name.
+_CLAIMS, _RX, _SHOTS = (SILVER_KEYS[name] for name in ("medical_claims", "pharmacy_claims", "immunizations"))
+_AGE = [(DIM_MEMBERS_KEY, "birth_year"), (_CLAIMS, "service_start_date")]
+CLAIM_FEATURE_SOURCES = {
+    "claim_date": [(_CLAIMS, "service_start_date")],
+    "patient_age": _AGE,
+    "patient_age_group": _AGE,
+    "patient_gender": [(DIM_MEMBERS_KEY, "gender")],
+    "days_since_last_claim": [(_CLAIMS, "member_key"), (_CLAIMS, "service_start_date")],
+    "num_previous_claims": [(_CLAIMS, "member_key"), (_CLAIMS, "claim_id")],
+    "average_claim_amount": [(_CLAIMS, "member_key"), (_CLAIMS, "claim_amount")],
+    "claim_duration_days": [(_CLAIMS, "service_start_date"), (_CLAIMS, "service_end_date")],
+}
+_DEMOGRAPHICS = ("member_key", "gender", "geographic_region", "plan_code", "enrollment_status", "bmi")
+_CLAIM_COUNTS = ("num_claims", "num_er_visits", "num_inpatient_stays", "num_outpatient_visits")
+MEMBER_FEATURE_SOURCES = {
+    "as_of_date": [(_CLAIMS, PARTITION_COLUMN)],
+    "age": [(DIM_MEMBERS_KEY, "birth_year"), (_CLAIMS, PARTITION_COLUMN)],
+    "age_group": [(DIM_MEMBERS_KEY, "birth_year"), (_CLAIMS, PARTITION_COLUMN)],
+    "is_smoker": [(DIM_MEMBERS_KEY, "smoker")],
+    **{name: [(_CLAIMS, "claim_id"), (_CLAIMS, "claim_type")] for name in _CLAIM_COUNTS},
+    "num_distinct_providers": [(_CLAIMS, "provider_id")],
+    "total_claim_amount": [(_CLAIMS, "claim_amount")],
+    "total_paid_amount": [(_CLAIMS, "paid_amount")],
+    "num_rx_fills": [(_RX, "rx_claim_id")],
+    "total_rx_amount": [(_RX, "rx_amount")],
+    "total_cost": [(_CLAIMS, "paid_amount"), (_RX, "rx_amount")],
+    "num_immunizations": [(_SHOTS, "immunization_id")],
+    "last_flu_vaccine_date": [(_SHOTS, "vaccine_code"), (_SHOTS, "administered_date")],
+    "vaccines_received": [(_SHOTS, "vaccine_code")],
+    "chronic_condition_count": [(_CLAIMS, "diagnosis_code"), (_RX, "drug_class")],
+    **{
+        f"has_{name}": [(_CLAIMS, "diagnosis_code"), *([(_RX, "drug_class")] if drug_class else [])]
+        for name, (_, drug_class) in CHRONIC_CONDITIONS.items()
+    },
+}
 
 
 @dg.asset(
@@ -38,7 +77,10 @@ ML_OWNERS = ["team:data-engineering", "team:fraud-ml"]
 def claim_features(context: dg.AssetExecutionContext, claim_history: DataFrame, members: DataFrame) -> DataFrame:
     start, end = run_day_range(context)
     claims = claim_history.where(F.col(PARTITION_COLUMN).between(F.lit(start), F.lit(end)))
-    return gold.claim_features(claims, claim_history, members)
+    features = gold.claim_features(claims, claim_history, members)
+    upstream = {_CLAIMS: claim_history.columns, DIM_MEMBERS_KEY: members.columns}
+    context.add_output_metadata(catalog.column_lineage(features.columns, upstream, CLAIM_FEATURE_SOURCES))
+    return features
 
 
 @dg.asset(
@@ -57,9 +99,16 @@ def claim_features(context: dg.AssetExecutionContext, claim_history: DataFrame, 
     backfill_policy=single_run_backfill,
 )
 def member_features(
-    members: DataFrame, claims: DataFrame, pharmacy_claims: DataFrame, immunizations: DataFrame
+    context: dg.AssetExecutionContext,
+    members: DataFrame,
+    claims: DataFrame,
+    pharmacy_claims: DataFrame,
+    immunizations: DataFrame,
 ) -> DataFrame:
     as_of = claims.agg(F.max(PARTITION_COLUMN)).first()[0]
     if as_of is None:
         raise dg.Failure("silver.medical_claims is empty: materialise at least one day of claims first")
-    return gold.member_features(members, claims, pharmacy_claims, immunizations, as_of)
+    features = gold.member_features(members, claims, pharmacy_claims, immunizations, as_of)
+    lineage = catalog.column_lineage(features.columns, {DIM_MEMBERS_KEY: _DEMOGRAPHICS}, MEMBER_FEATURE_SOURCES)
+    context.add_output_metadata(lineage)
+    return features

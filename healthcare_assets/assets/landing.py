@@ -1,12 +1,14 @@
 """Landing zone: the daily feed files. Locally a seeded generator writes them."""
 
+import time
 from collections import Counter
 from datetime import date
 
 import dagster as dg
 
 from healthcare_assets.assets.common import DATA_ENGINEERING, run_days
-from healthcare_assets.domain.sources import FRAUD_LABELS_FOLDER, SOURCES
+from healthcare_assets.charts import bar_chart_markdown
+from healthcare_assets.domain.sources import FRAUD_LABELS_FOLDER, FRAUD_PATTERNS, SOURCES
 from healthcare_assets.domain.synthetic import SyntheticConfig, write_landing_day
 from healthcare_assets.partitions import PARTITIONS_START, daily_partitions, single_run_backfill
 from healthcare_assets.resources.lakehouse import LakehouseResource
@@ -89,13 +91,22 @@ def synthetic_landing_feeds(
     rows: Counter[str] = Counter()
     bad: dict[str, Counter[str]] = {name: Counter() for name in SOURCES}
     fraud: Counter[str] = Counter()
+    started = time.monotonic()
+    context.log.info(
+        f"generating {len(days)} day(s) of feeds for {synthetic.num_members} members, "
+        f"about {synthetic.claims_per_day} claims a day"
+    )
     for number, day in enumerate(days, start=1):
         manifest = write_landing_day(synthetic, day, lakehouse.landing_root)
         rows.update(manifest.rows)
         for name, kinds in manifest.bad_rows.items():
             bad[name].update(kinds)
         fraud.update(manifest.fraud)
-        context.log.info(f"landing day {number}/{len(days)} {day}: {sum(manifest.rows.values())} records written")
+        elapsed = time.monotonic() - started
+        context.log.info(
+            f"landing day {number}/{len(days)} {day}: {sum(manifest.rows.values())} records written "
+            f"({elapsed:.0f} s elapsed, about {elapsed / number * (len(days) - number):.0f} s to go)"
+        )
     for name, key in LANDING_KEYS.items():
         yield dg.MaterializeResult(
             asset_key=key,
@@ -111,5 +122,8 @@ def synthetic_landing_feeds(
         metadata={
             "labelled_claims": dg.MetadataValue.int(sum(fraud.values())),
             "by_pattern": dg.MetadataValue.json(dict(fraud)),
+            "by_pattern_chart": bar_chart_markdown(
+                {pattern: fraud[pattern] for pattern in FRAUD_PATTERNS}, "Labelled fraud by pattern", "claims"
+            ),
         },
     )

@@ -6,11 +6,12 @@ from datetime import date
 import dagster as dg
 from pyspark.sql import DataFrame
 
+from healthcare_assets import catalog
 from healthcare_assets.assets.bronze import BRONZE_KEYS
 from healthcare_assets.assets.common import DATA_ENGINEERING, SPARK_DELTA, run_day_range, zorder_by
 from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
-from healthcare_assets.resources.delta import TableRef
+from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.resources.privacy import PrivacyResource
 from healthcare_assets.transforms import silver
@@ -42,6 +43,15 @@ def _first_deliveries(frame: DataFrame, lakehouse: LakehouseResource, name: str,
     return silver.drop_earlier_deliveries(frame, storage.read(ref), SOURCES[name], start)
 
 
+def _pseudonym_lineage(bronze_key: dg.AssetKey) -> dict[str, list[catalog.ColumnSource]]:
+    """Where silver's de-identified columns come from (every other column keeps its bronze name)."""
+    return {
+        "member_key": [(bronze_key, "member_id")],
+        "birth_year": [(bronze_key, "date_of_birth"), (bronze_key, PARTITION_COLUMN)],
+        "address_key": [(bronze_key, column) for column in ("street_address", "city", "zip_code")],
+    }
+
+
 def _silver_asset(name: str) -> dg.AssetsDefinition:
     source = SOURCES[name]
 
@@ -65,12 +75,33 @@ def _silver_asset(name: str) -> dg.AssetsDefinition:
     ) -> DataFrame:
         start, _ = run_day_range(context)
         cleaned = _TRANSFORMS[name](bronze_table, privacy.key())
+        context.add_output_metadata(
+            catalog.column_lineage(
+                cleaned.columns, {BRONZE_KEYS[name]: bronze_table.columns}, _pseudonym_lineage(BRONZE_KEYS[name])
+            )
+        )
         return _first_deliveries(cleaned, lakehouse, name, start)
 
     return _asset
 
 
 silver_tables = [_silver_asset(name) for name in SOURCES]
+
+_ELIGIBILITY = SILVER_KEYS["member_eligibility"]
+# a version's span and number follow from the enrolment records' maintenance type and dates
+_SPAN = [(_ELIGIBILITY, column) for column in ("maintenance_type", "eligibility_start_date", "eligibility_end_date")]
+DIM_MEMBERS_LINEAGE = catalog.column_lineage(
+    silver.DIM_MEMBERS_COLUMNS,
+    passthrough={_ELIGIBILITY: ("member_key", *silver.TRACKED_ATTRIBUTES)},
+    derived={
+        "enrollment_status": [(_ELIGIBILITY, "maintenance_type")],
+        **{column: _SPAN for column in ("version", "effective_from", "effective_to", "is_current_record")},
+        "attributes_hash": [
+            (_ELIGIBILITY, "maintenance_type" if attribute == "enrollment_status" else attribute)
+            for attribute in silver.TRACKED_ATTRIBUTES
+        ],
+    },
+)
 
 
 @dg.asset(
@@ -91,5 +122,9 @@ def dim_members(eligibility: DataFrame, lakehouse: LakehouseResource) -> dg.Mate
     storage.merge(ref, silver.dim_members(eligibility), silver.DIM_MEMBERS_MERGE)
     current = storage.read(ref).where("is_current_record").count()
     return dg.MaterializeResult(
-        metadata={**lakehouse.table_metadata(ref), "current_members": dg.MetadataValue.int(current)}
+        metadata={
+            **lakehouse.table_metadata(ref),
+            **DIM_MEMBERS_LINEAGE,
+            "current_members": dg.MetadataValue.int(current),
+        }
     )

@@ -14,6 +14,7 @@ from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
 from healthcare_assets.assets.common import run_days_if_partitioned
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY, MEMBER_FEATURES_KEY
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
+from healthcare_assets.catalog import gate_metadata
 from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
@@ -115,6 +116,7 @@ def _key_check(table: TableRules) -> dg.AssetChecksDefinition:
         name="primary_key_unique",
         description=f"{', '.join(table.primary_key)} is never null and never repeats across the whole table.",
         blocking=True,
+        metadata=gate_metadata(blocking=True),
     )
     def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
         counts = quality.key_violations(lakehouse.storage().read(TableRef.from_path(table.key.path)), table.primary_key)
@@ -135,6 +137,7 @@ def _rules_check(table: TableRules, rules: dict[str, str], severity: dg.AssetChe
         name="values_valid" if blocking else "values_expected",
         description="Every row meets: " + "; ".join(f"{n} ({c})" for n, c in rules.items()),
         blocking=blocking,
+        metadata=gate_metadata(blocking),
     )
     def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
         violations = quality.rule_violations(lakehouse.storage().read(TableRef.from_path(table.key.path)), rules)
@@ -156,6 +159,7 @@ def _reconciliation_check(name: str) -> dg.AssetChecksDefinition:
         description="For every day of the run: landing data lines = bronze rows + quarantined rows. Nothing is lost.",
         blocking=True,
         additional_deps=[QUARANTINE_KEY],
+        metadata=gate_metadata(blocking=True),
     )
     def _check(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
         storage = lakehouse.storage()
@@ -180,6 +184,7 @@ def _freshness_check(name: str) -> dg.AssetChecksDefinition:
         asset=BRONZE_KEYS[name],
         name="caught_up_with_landing",
         description="Every day that has landed has been ingested (the newest ingested day is the newest landed day).",
+        metadata=gate_metadata(blocking=False),
     )
     def _check(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
         landed = landed_days(lakehouse.landing_root, SOURCES[name])
@@ -207,6 +212,7 @@ def _freshness_check(name: str) -> dg.AssetChecksDefinition:
     name="quarantine_share_low",
     description=f"No feed has more than {MAX_QUARANTINE_SHARE:.0%} of a day's lines quarantined.",
     additional_deps=list(BRONZE_KEYS.values()),
+    metadata=gate_metadata(blocking=False),
 )
 def quarantine_share_low(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     storage = lakehouse.storage()
@@ -230,6 +236,7 @@ def quarantine_share_low(context: dg.AssetCheckExecutionContext, lakehouse: Lake
     name="one_current_record_per_member",
     description="Every member has exactly one current version and no version ends before it starts.",
     blocking=True,
+    metadata=gate_metadata(blocking=True),
 )
 def one_current_record_per_member(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     counts = quality.current_record_violations(lakehouse.storage().read(TableRef.from_path(DIM_MEMBERS_KEY.path)))

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import dagster as dg
 from pyspark.sql import DataFrame
 
+from healthcare_assets import catalog
 from healthcare_assets.resources.delta import DeltaStorage, TableRef
 from healthcare_assets.resources.spark import SparkResource
 
@@ -45,9 +46,8 @@ class LakehouseResource(dg.ConfigurableResource):
 
 
 def table_schema(frame: DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name=field.name, type=field.dataType.simpleString()) for field in frame.schema.fields]
-    )
+    """The frame's columns and types, each with its catalog description."""
+    return catalog.table_schema((field.name, field.dataType.simpleString()) for field in frame.schema.fields)
 
 
 def partition_days(context) -> tuple[date, date] | None:

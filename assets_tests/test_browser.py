@@ -1,0 +1,188 @@
+"""The UI as people use it: `dagster dev` on a loopback port, driven by headless Chromium.
+
+Opens the asset graph and finds every group and asset, reads an asset page's latest
+materialisation (metadata, column docs, an embedded chart), launches a
+materialisation from the UI and waits for the run to succeed. Screenshots go to
+assets_tests/artifacts/; with UPDATE_DOCS_SCREENSHOT=1 the asset graph also
+replaces docs/asset-graph.png.
+
+Chromium comes from Debian (`make browser`); Playwright's own browser downloads are not used.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from assets_tests.pipeline import SMALL_DATA
+from healthcare_assets.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+BIN = Path(sys.executable).parent
+GROUPS = ("landing", "bronze", "silver", "gold")
+DAY = "2026-01-01"
+# generous: `dagster dev` starts a code server, the daemon and the webserver, on a busy CI machine too
+SERVER_START_SECONDS = 300
+RUN_SECONDS = 300
+STEP_MS = 120_000
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_server(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/server_info", timeout=5) as response:  # noqa: S310 (loopback)
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise AssertionError(f"dagster dev did not answer within {SERVER_START_SECONDS} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stops `dagster dev` and everything it started (its own process group)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)  # dagster dev shuts its webserver, daemon and code server down
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing and could not be installed (`make browser` runs apt-get as root)")
+    tmp = tmp_path_factory.mktemp("ui")
+    home = tmp / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # the instance `make ui` uses
+    env = {**os.environ, "DAGSTER_HOME": str(home), "LAKEHOUSE_ROOT": str(tmp / "lakehouse")}
+    # one day stored first, so asset pages have a materialisation to show and dim_members has its input
+    seeded = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "healthcare_assets.definitions"]
+        + ["--select", "group:landing,group:bronze,key:silver/member_eligibility", "--partition", DAY]
+        + ["--config-json", json.dumps({"ops": {"synthetic_landing_feeds": {"config": SMALL_DATA}}})],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert seeded.returncode == 0, seeded.stderr[-3000:]
+    port = _free_port()
+    log = tmp / "dagster-dev.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=ROOT,
+            env={**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_server(url, process, log)
+        yield url
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def _page(browser, width=1600, height=1000):
+    # open every group of the global graph (the UI keeps that state in local storage)
+    expanded = json.dumps({"expanded": ",".join(f"global@global:{group}" for group in GROUPS)})
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.add_init_script(
+        f"localStorage.setItem('asset-graph-open-graph-nodes-global-__GLOBAL__', {json.dumps(expanded)});"
+    )
+    context.set_default_timeout(STEP_MS)
+    page = context.new_page()
+    # a first visit to a new instance may offer a newsletter dialog: skip it whenever it shows up
+    page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
+    return page
+
+
+def _screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def test_ui_shows_the_graph_and_metadata_and_runs_a_materialisation(dagster_ui, browser):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=STEP_MS)
+    # 1. the asset graph: every group, every asset
+    page = _page(browser, 1400, 1500)
+    page.goto(f"{dagster_ui}/asset-groups")
+    graph = page.locator("svg").filter(has_text="claim_features").first
+    for group in GROUPS:
+        expect(graph.get_by_text(group, exact=True).first).to_be_visible()
+    for spec in defs.resolve_all_asset_specs():
+        expect(graph.get_by_text(spec.key.path[-1], exact=True).first).to_be_visible()
+    page.get_by_role("img", name="zoom_out").click()  # the whole graph in one picture
+    page.wait_for_timeout(1000)  # zoom animation
+    picture = _screenshot(page, "asset-graph")
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
+        shutil.copy(picture, ROOT / "docs" / "asset-graph.png")
+
+    # 2. an asset page: the latest materialisation's metadata, documented columns, tags and a chart
+    page = _page(browser)
+    page.goto(f"{dagster_ui}/assets/bronze/quarantine")
+    expect(page.get_by_text("Latest materialization")).to_be_visible()
+    for text in ("delta_version", "location", "partitions", "quarantined_by_source", "phi: true"):
+        expect(page.get_by_text(text, exact=True).first).to_be_visible()
+    expect(page.get_by_text("Why the line was quarantined: rule and column, never a value")).to_be_visible()
+    _screenshot(page, "asset-page")
+    page.get_by_text("quarantined_chart", exact=True).scroll_into_view_if_needed()
+    page.get_by_text("[Show Markdown]").first.click()
+    chart = page.get_by_role("dialog").locator('img[src^="data:image/png;base64,"]')
+    expect(chart).to_be_visible()
+    assert chart.evaluate("image => [image.naturalWidth, image.naturalHeight]") == [600, 300]
+    _screenshot(page, "asset-chart")
+    page.get_by_role("button", name="Close").click()
+
+    # 3. launch a materialisation of an unpartitioned table from its page and watch the run succeed
+    page.goto(f"{dagster_ui}/assets/silver/dim_members")
+    page.locator("button", has_text=re.compile(r"^Materialize$")).click()
+    expect(page.get_by_text(re.compile(r"^Launched run"))).to_be_visible()
+    page.get_by_role("link", name="View", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]+"))
+    expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=RUN_SECONDS * 1000)
+    _screenshot(page, "run-succeeded")
+    page.goto(f"{dagster_ui}/assets/silver/dim_members")
+    expect(page.get_by_text("current_members", exact=True).first).to_be_visible()

@@ -1,0 +1,140 @@
+"""What the asset catalog shows: descriptions, tags, gates, code links, column docs and lineage, charts."""
+
+import base64
+import re
+import struct
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets_tests.pipeline import Pipeline
+from healthcare_assets import catalog, charts
+from healthcare_assets.assets import gold
+from healthcare_assets.assets.landing import SyntheticDataConfig
+from healthcare_assets.definitions import defs
+from healthcare_assets.domain.sources import SOURCES
+from healthcare_assets.domain.synthetic import member_roster
+
+DAY = date(2026, 1, 1)
+PHI_COLUMNS = {column for source in SOURCES.values() for column in source.phi_columns}
+DATA_URI = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", png[16:24])
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    pipeline = Pipeline(tmp_path_factory.mktemp("lakehouse"))
+    result = pipeline.run(DAY)
+    assert result.success
+    pipeline.metadata = {
+        e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()
+    }  # asset key -> metadata of its materialisation
+    return pipeline
+
+
+def test_every_asset_is_described_grouped_kinded_owned_and_linked_to_its_code():
+    for spec in defs.resolve_all_asset_specs():
+        assert spec.description and spec.group_name and spec.kinds and spec.owners, spec.key
+        references = spec.metadata["dagster/code_references"].code_references
+        assert references, spec.key
+        for reference in references:
+            lines = Path(reference.file_path).read_text().splitlines()
+            assert 0 < reference.line_number <= len(lines), spec.key
+
+
+def test_code_references_link_to_git_when_a_repository_url_is_known():
+    linked = catalog.with_code_references(
+        [gold.member_features], git_url="https://github.com/example/hc", git_branch="dev"
+    )
+    (spec,) = linked[0].specs
+    (reference,) = spec.metadata["dagster/code_references"].code_references
+    assert reference.url.startswith("https://github.com/example/hc/tree/dev/healthcare_assets/assets/gold.py#L")
+
+
+def test_blocking_checks_are_marked_as_gates_and_warnings_as_warnings():
+    graph = defs.resolve_asset_graph()
+    for key in graph.asset_check_keys:
+        check = graph.get_check_spec(key)
+        assert check.metadata["gate"].startswith("blocking" if check.blocking else "warning"), key
+
+
+def test_only_tables_holding_direct_identifiers_are_tagged_phi(pipeline):
+    tagged = {spec.key for spec in defs.resolve_all_asset_specs() if spec.tags.get("phi") == "true"}
+    for key, metadata in pipeline.metadata.items():
+        if "dagster/column_schema" not in metadata:
+            continue  # landing files, not tables
+        columns = {column.name for column in metadata["dagster/column_schema"].schema.columns}
+        holds_phi = bool(columns & PHI_COLUMNS) or key == dg.AssetKey(["bronze", "quarantine"])  # raw lines
+        assert (key in tagged) == holds_phi, key
+
+
+def test_every_column_of_every_table_is_described(pipeline):
+    tables = {
+        key: m["dagster/column_schema"].schema for key, m in pipeline.metadata.items() if "dagster/column_schema" in m
+    }
+    assert len(tables) == 4 + 1 + 4 + 1 + 2  # bronze feeds + quarantine, silver feeds + dim_members, gold
+    undescribed = {key.to_user_string(): [c.name for c in s.columns if not c.description] for key, s in tables.items()}
+    assert {key: names for key, names in undescribed.items() if names} == {}
+
+
+def test_column_lineage_names_real_columns_of_the_upstream_tables(pipeline):
+    columns = {
+        key: {column.name for column in m["dagster/column_schema"].schema.columns}
+        for key, m in pipeline.metadata.items()
+        if "dagster/column_schema" in m
+    }
+    with_lineage = {
+        key: m["dagster/column_lineage"] for key, m in pipeline.metadata.items() if "dagster/column_lineage" in m
+    }
+    assert {key.path[0] for key in with_lineage} == {"silver", "gold"}
+    assert len(with_lineage) == 4 + 1 + 2
+    for key, lineage in with_lineage.items():
+        deps = lineage.value.deps_by_column
+        assert set(deps) <= columns[key], key
+        assert len(deps) >= len(columns[key]) - 2, key  # all but bookkeeping columns at most
+        for column, sources in deps.items():
+            assert sources, (key, column)
+            for source in sources:
+                assert source.column_name in columns[source.asset_key], (key, column, source)
+    claims = with_lineage[dg.AssetKey(["silver", "medical_claims"])].value.deps_by_column
+    assert [(d.asset_key.to_user_string(), d.column_name) for d in claims["member_key"]] == [
+        ("bronze/medical_claims", "member_id")
+    ]
+
+
+def test_quarantine_and_fraud_label_charts_are_embedded_pngs(pipeline):
+    for key, name in (
+        (["bronze", "quarantine"], "quarantined_chart"),
+        (["landing", "fraud_labels"], "by_pattern_chart"),
+    ):
+        markdown = pipeline.metadata[dg.AssetKey(key)][name].value
+        (encoded,) = DATA_URI.findall(markdown)
+        assert _png_size(base64.b64decode(encoded)) == (600, 300)
+
+
+def test_no_materialisation_metadata_holds_a_direct_identifier(pipeline):
+    roster = member_roster(SyntheticDataConfig(**pipeline.synthetic).to_domain())
+    identifiers = set(roster["member_id"]) | set(roster["last_name"]) | set(roster["street_address"])
+    for key, metadata in pipeline.metadata.items():
+        text = " ".join(str(value.value) for value in metadata.values())
+        assert not [identifier for identifier in identifiers if identifier in text], key
+
+
+def test_bar_chart_of_grouped_values_is_a_png_of_the_requested_size():
+    value = charts.bar_chart_markdown({"medical_claims": {"malformed": 3, "wrong_type": 1}, "immunizations": {}}, "t")
+    (encoded,) = DATA_URI.findall(value.value)
+    assert value.value.startswith("![t](data:image/png;base64,")
+    assert _png_size(base64.b64decode(encoded)) == (600, 300)
+
+
+def test_figure_markdown_embeds_any_matplotlib_figure():
+    figure, axes = charts.new_figure(4, 2)
+    axes.plot([0, 1], [0, 1])
+    (encoded,) = DATA_URI.findall(charts.figure_markdown(figure, "ROC").value)
+    assert _png_size(base64.b64decode(encoded)) == (400, 200)

@@ -1,0 +1,81 @@
+"""What every column of the lakehouse tables means, by column name.
+
+Feed columns are described once in their contract (`sources.py`); this module adds
+the ingest bookkeeping columns and the columns silver and gold derive. A column
+name means the same thing in every table it appears in (in bronze it is still
+the string as received). The catalog attaches these descriptions to each table's
+column schema.
+"""
+
+from __future__ import annotations
+
+from healthcare_assets.domain.features import CHRONIC_CONDITIONS
+from healthcare_assets.domain.landing import LINE_NUMBER, RAW_RECORD, SOURCE_FILE
+from healthcare_assets.domain.sources import SOURCES
+
+INGEST_COLUMNS = {
+    SOURCE_FILE: "Landing file the record came from",
+    LINE_NUMBER: "Line of the record in its landing file (1 = first data line)",
+    "_ingested_at": "When bronze ingested the record (UTC)",
+    "ingest_date": "Day the feed file was received: the daily partition",
+    RAW_RECORD: "The landing line exactly as received (may hold direct identifiers)",
+    "reason": "Why the line was quarantined: rule and column, never a value",
+    "source": "Feed the line came from",
+}
+
+DERIVED_COLUMNS = {
+    # silver
+    "member_key": "Member pseudonym: HMAC-SHA256 of the member id under the pseudonymisation key",
+    "birth_year": "Year of birth (ages over 89 folded together); replaces the date of birth",
+    "address_key": "Address pseudonym: HMAC-SHA256 of street, city and ZIP; replaces the address",
+    # silver.dim_members (SCD type 2)
+    "version": "Version number of the member, 1 = first known",
+    "enrollment_status": "active, or terminated after a TERM record",
+    "effective_from": "First day this version is valid",
+    "effective_to": "Last day this version is valid (null while current)",
+    "is_current_record": "True for the member's current version",
+    "attributes_hash": "SHA-256 of the tracked attributes: a change opens a new version",
+    # gold.claim_features
+    "claim_date": "Service start date of the claim",
+    "patient_age": "Age in years on the service date (service year - birth year)",
+    "patient_gender": "Member gender on the service date (protected attribute)",
+    "patient_age_group": "Age band on the service date (protected attribute)",
+    "days_since_last_claim": "Days since the member's previous claim's service start (null for a first claim)",
+    "num_previous_claims": "Member's claims received in the previous 365 days, before this one",
+    "average_claim_amount": "Average billed amount of those previous claims (null for a first claim)",
+    "claim_duration_days": "Service end date - service start date, in days",
+    # gold.member_features
+    "as_of_date": "Day of the latest claim received: utilisation covers the 365 days up to it",
+    "age": "Age in years at the as-of date",
+    "age_group": "Age band at the as-of date",
+    "is_smoker": "True if the enrolment screening says the member smokes",
+    "chronic_condition_count": "Number of chronic-condition flags set",
+    "num_claims": "Medical claims in the last 365 days",
+    "num_er_visits": "Emergency claims in the last 365 days",
+    "num_inpatient_stays": "Inpatient claims in the last 365 days",
+    "num_outpatient_visits": "Outpatient claims in the last 365 days",
+    "num_distinct_providers": "Distinct rendering providers in the last 365 days",
+    "num_rx_fills": "Pharmacy fills in the last 365 days",
+    "num_immunizations": "Immunizations recorded up to the as-of date",
+    "total_claim_amount": "Billed medical amount in the last 365 days (USD)",
+    "total_paid_amount": "Paid medical amount in the last 365 days (USD)",
+    "total_rx_amount": "Pharmacy amount in the last 365 days (USD)",
+    "total_cost": "Paid medical + pharmacy amount in the last 365 days (USD)",
+    "last_flu_vaccine_date": "Most recent flu vaccine (null if none recorded)",
+    "vaccines_received": "Vaccine codes recorded for the member, sorted",
+    **{
+        f"has_{name}": f"{name.upper() if len(name) <= 4 else name.capitalize()}: diagnosis {prefix}*"
+        + (f" or a {drug_class} fill" if drug_class else "")
+        + " in the last 365 days"
+        for name, (prefix, drug_class) in CHRONIC_CONDITIONS.items()
+    },
+}
+
+FEED_COLUMNS = {column.name: column.description for source in SOURCES.values() for column in source.columns}
+
+COLUMN_DESCRIPTIONS: dict[str, str] = {**FEED_COLUMNS, **INGEST_COLUMNS, **DERIVED_COLUMNS}
+
+
+def column_description(name: str) -> str | None:
+    """The description of a column, or None for a column nobody has described yet."""
+    return COLUMN_DESCRIPTIONS.get(name)
