@@ -53,6 +53,8 @@ def _start_sail_server():
     global _SAIL_SERVER, _CHECKPOINT_DIR
     if _SAIL_SERVER is None:
         os.environ.setdefault("RUST_LOG", "error")
+        # Sail drops a session idle for 20 minutes; a run's session must outlive a long training step.
+        os.environ.setdefault("SAIL_SPARK__SESSION_TIMEOUT_SECS", str(7 * 24 * 3600))
         # localCheckpoint() (parse a landing file once, write it to two tables) needs a place on disk
         _CHECKPOINT_DIR = tempfile.mkdtemp(prefix="sail-checkpoints-")
         os.environ["SAIL_EXECUTION__CHECKPOINT__PATH"] = Path(_CHECKPOINT_DIR).as_uri()
