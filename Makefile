@@ -11,7 +11,7 @@ PYTEST_ARGS ?= -n 2
 # Progress lines only on the console; every event is still in the run's log in the UI.
 INFO_LOGS := {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
-.PHONY: install run test ui validate lint lock jars clean
+.PHONY: install run test security ui validate lint lock jars clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(ENGINE_PREREQS)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# bandit (medium+), pip-audit of the lock file (skipped with the reason when PyPI's JSON API is unreachable)
+# and the secret scan; `make test` runs the same tests as part of the suite.
+security: $(STAMP)
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider assets_tests/test_security.py
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml

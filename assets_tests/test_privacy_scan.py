@@ -16,8 +16,9 @@ import dagster as dg
 import mlflow
 import pytest
 
-from assets_tests.phi_scan import PhiScanner
+from assets_tests.phi_scan import PhiScanner, run_texts
 from assets_tests.pipeline import Pipeline
+from healthcare_assets.settings import LOCAL_DEVELOPMENT_KEY
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -56,6 +57,11 @@ def test_no_event_metadata_or_message_of_any_run_holds_a_direct_identifier(pipel
     #   findings += scanner.mlflow(tracking_uri)                  (every MLflow param, tag, metric name, artifact)
     #   findings += scanner.texts("alert payloads", payloads)     (every alert body a channel sent)
     assert not findings, "\n".join(map(str, findings))
+
+
+def test_the_pseudonymisation_key_never_appears_in_run_events(pipeline):
+    texts = [text for run in pipeline.instance.get_runs() for text in run_texts(pipeline.instance, run.run_id)]
+    assert texts and not [text for text in texts if LOCAL_DEVELOPMENT_KEY in text]
 
 
 def test_the_scanner_finds_planted_leaks_in_every_scope(pipeline, scanner, spark, tmp_path):
