@@ -1,13 +1,16 @@
 """Failing dependencies give clear errors and leave nothing half-written.
 
 * MLflow tracking server unreachable: the error names the tracking URI and the refused connection.
+* The embedded Spark server failing to start: the error says so and gives the cause.
 * Disk full (a 4 MiB tmpfs as the lakehouse): the write fails with the OS error and the table
   stays readable at its previous version with its previous rows.
 """
 
 import contextlib
+import os
 import socket
 import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -62,3 +65,18 @@ def test_a_full_disk_fails_the_write_and_keeps_the_previous_version(spark, tmp_p
         assert table.version() == 0
         assert len(table.to_pandas()) == 100
         assert storage.count(ref) == 100
+
+
+def test_a_spark_server_that_cannot_start_fails_with_the_cause():
+    # an invalid Sail setting makes the embedded server refuse to start, as a failed bind would
+    env = {**os.environ, "SAIL_MODE": "not-a-mode"}
+    started = subprocess.run(
+        [sys.executable, "-c", "from healthcare_assets.resources.spark import get_session; get_session('sail')"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert started.returncode != 0
+    assert "the embedded Sail Spark server failed to start" in started.stderr
+    assert "SAIL_" in started.stderr  # the cause names the setting to fix
