@@ -107,7 +107,7 @@ def _split_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _parse_csv(lines: list[str], source: Source) -> tuple[list[dict | None], list[str | None], str | None]:
+def _parse_csv(lines: list[str], source: Source) -> tuple[list[dict | None], list[str | None]]:
     """Rows as dicts (None where the line is malformed) and per-line errors; a file-level problem raises."""
     if not lines:
         return [], []
