@@ -14,7 +14,7 @@ CLASSIC_PYTEST_ARGS ?= -n 2 --dist loadfile -m engine_fidelity
 # Progress lines only on the console; every event is still in the run's log in the UI.
 INFO_LOGS := {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
-.PHONY: install run test ui validate lint lock jars clean bench browser
+.PHONY: install run test security ui validate lint lock jars clean bench browser
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ browser:
 		|| apt-get install -y -qq --no-install-recommends chromium >/dev/null \
 		|| (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
 		|| echo "chromium could not be installed: assets_tests/test_browser.py will be skipped"
+
+# bandit (medium+), pip-audit of the lock file (skipped with the reason when PyPI's JSON API is unreachable)
+# and the secret scan; `make test` runs the same tests as part of the suite.
+security: $(STAMP)
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider assets_tests/test_security.py
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from healthcare_assets.domain.landing import LINE_NUMBER, RAW_RECORD, REASON, parse_landing_file, reason_kind
+from healthcare_assets.domain.landing import LINE_NUMBER, RAW_RECORD, REASON, parse_landing_file
 from healthcare_assets.domain.sources import IMMUNIZATIONS, MEDICAL_CLAIMS, PHARMACY_CLAIMS
 
 RECEIVED = date(2026, 1, 10)
@@ -60,11 +60,10 @@ def test_empty_optional_fields_are_null_not_errors():
     assert frame.iloc[0]["paid_amount"] is None
 
 
-def test_header_missing_a_required_column_quarantines_every_line():
+def test_header_missing_a_contract_column_is_a_file_problem_not_a_row_problem():
     header = HEADER.replace("claim_amount", "amount_billed")
-    frame = parse_landing_file(f"{header}\n{GOOD}\n{GOOD}\n", MEDICAL_CLAIMS, "claims.csv", RECEIVED)
-    assert len(frame) == 2
-    assert set(frame[REASON].map(reason_kind)) == {"missing_columns"}
+    with pytest.raises(ValueError, match="lacks contract column"):
+        parse_landing_file(f"{header}\n{GOOD}\n{GOOD}\n", MEDICAL_CLAIMS, "claims.csv", RECEIVED)
 
 
 def test_columns_may_come_in_any_order_and_extra_columns_are_ignored():

@@ -6,7 +6,7 @@ from pyspark.sql import functions as F
 from healthcare_assets.assets.common import DATA_ENGINEERING, SPARK_DELTA, run_days
 from healthcare_assets.assets.landing import LANDING_KEYS
 from healthcare_assets.charts import bar_chart_markdown
-from healthcare_assets.domain.landing import REASON
+from healthcare_assets.domain.landing import REASON, LandingFileRejected
 from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
 from healthcare_assets.resources.lakehouse import LakehouseResource
@@ -55,6 +55,15 @@ def bronze_ingestion(context: dg.AssetExecutionContext, lakehouse: LakehouseReso
     """Parses each feed's files of the run's days once and splits valid rows from quarantined ones."""
     spark = lakehouse.spark.get_session()
     days = run_days(context)
+    try:
+        # every feed's files first: a rejected file must stop the run before any table is written
+        checked = sum(bronze.check_landing_files(lakehouse.landing_root, source, days) for source in SOURCES.values())
+    except LandingFileRejected as rejected:
+        raise dg.Failure(
+            description=str(rejected),
+            metadata={"feed": rejected.feed, "day": rejected.day.isoformat(), "file": rejected.file_name},
+        ) from None
+    context.log.info(f"{checked} landing file(s) of {len(days)} day(s) passed the file-level checks")
     quarantined = []
     quarantine_summary: dict[str, dict[str, int]] = {}
     for name, source in SOURCES.items():

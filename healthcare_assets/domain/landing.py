@@ -4,6 +4,12 @@
 valid (reason null) or with the first rule it breaks, so bronze + quarantine
 always reconcile with the landing file. Runs inside Spark (`mapInPandas`) on
 whole files and is unit-testable without Spark.
+
+Problems of a whole file are not row problems: a file that is not UTF-8, a CSV
+without a header, or a header that lacks a contract column (schema drift, a
+renamed column) would otherwise quarantine every line for one cause.
+`landing_file_problem` names such a problem (never the file's contents) and
+ingestion refuses the file with `LandingFileRejected` before anything is written.
 """
 
 from __future__ import annotations
@@ -31,11 +37,59 @@ WRONG_TYPE = "wrong_type"
 OUT_OF_RANGE = "out_of_range"
 UNKNOWN_CODE = "unknown_code"
 FUTURE_DATE = "future_date"
-MISSING_COLUMNS = "missing_columns"
+
+# Dropped by every reader that is not UTF-8-aware; a BOM is not part of the first column's name.
+BYTE_ORDER_MARK = "\ufeff"
 
 _TYPE_NAMES = {INT: "integer", DOUBLE: "number", MONEY: "amount", DATE: "yyyy-mm-dd date"}
 _INT_RE = re.compile(r"^-?[0-9]+$")
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+class LandingFileRejected(ValueError):
+    """A landing file that cannot be ingested as a whole; the message names feed, day, file and problem only."""
+
+    def __init__(self, feed: str, day: date, file_name: str, problem: str):
+        self.feed, self.day, self.file_name, self.problem = feed, day, file_name, problem
+        super().__init__(
+            f"{feed} landing file {file_name} for {day.isoformat()} was rejected: {problem}. "
+            "Nothing of this run was written; have the feed redelivered (or fix the contract in domain/sources.py "
+            "if the change is intended) and rerun the day."
+        )
+
+
+def header_problem(header: list[str], source: Source) -> str | None:
+    """What makes a CSV header unusable for the contract, naming columns only."""
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        return f"the header repeats column(s) {', '.join(repeated)}"
+    missing = [name for name in source.column_names if name not in header]
+    if not missing:
+        return None  # extra columns are an additive change: ignored
+    unexpected = [name for name in header if name not in source.column_names]
+    problem = f"the header lacks contract column(s) {', '.join(missing)}"
+    if unexpected:
+        problem += f" and has unexpected column(s) {', '.join(unexpected)} (renamed?)"
+    return problem
+
+
+def _header(first_line: str) -> list[str]:
+    return [name.strip() for name in next(csv.reader([first_line.removeprefix(BYTE_ORDER_MARK)]))]
+
+
+def landing_file_problem(content: bytes, source: Source) -> str | None:
+    """A problem of the file as a whole (encoding, missing header, schema drift), or None when it can be parsed."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = content[: error.start].count(b"\n") + 1
+        return f"it is not valid UTF-8 (first undecodable byte on line {line}); have it re-exported as UTF-8"
+    if source.file_format != "csv":
+        return None  # JSON lines carry their keys on every line: a missing one is a row problem
+    lines = _split_lines(text)
+    if not lines or not lines[0].strip():
+        return "it has no header line (an empty delivery is a header-only file)"
+    return header_problem(_header(lines[0]), source)
 
 
 def output_columns(source: Source) -> list[str]:
@@ -53,14 +107,14 @@ def _split_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _parse_csv(lines: list[str], source: Source) -> tuple[list[dict | None], list[str | None], str | None]:
-    """Rows as dicts (None where the line is malformed), per-line errors, file-level error."""
+def _parse_csv(lines: list[str], source: Source) -> tuple[list[dict | None], list[str | None]]:
+    """Rows as dicts (None where the line is malformed) and per-line errors; a file-level problem raises."""
     if not lines:
-        return [], [], None
-    header = next(csv.reader([lines[0]]))
-    header = [name.strip() for name in header]
-    missing = [name for name in source.required_columns if name not in header]
-    file_error = f"{MISSING_COLUMNS}: header lacks {', '.join(missing)}" if missing else None
+        return [], []
+    header = _header(lines[0])
+    problem = header_problem(header, source)
+    if problem is not None:
+        raise ValueError(f"{source.name}: {problem}")  # ingestion checks files first: this is a second line of defence
     rows: list[dict | None] = []
     errors: list[str | None] = []
     for line in lines[1:]:
@@ -80,7 +134,7 @@ def _parse_csv(lines: list[str], source: Source) -> tuple[list[dict | None], lis
             continue
         rows.append(dict(zip(header, fields, strict=True)))
         errors.append(None)
-    return rows, errors, file_error
+    return rows, errors
 
 
 def _json_text(value: object) -> str | None:
@@ -93,7 +147,7 @@ def _json_text(value: object) -> str | None:
     return json.dumps(value)
 
 
-def _parse_jsonl(lines: list[str]) -> tuple[list[dict | None], list[str | None], str | None]:
+def _parse_jsonl(lines: list[str]) -> tuple[list[dict | None], list[str | None]]:
     rows: list[dict | None] = []
     errors: list[str | None] = []
     for line in lines:
@@ -109,7 +163,7 @@ def _parse_jsonl(lines: list[str]) -> tuple[list[dict | None], list[str | None],
             continue
         rows.append({name: _json_text(value) for name, value in record.items()})
         errors.append(None)
-    return rows, errors, None
+    return rows, errors
 
 
 def _first_reason(reasons: pd.Series, failing: pd.Series, text: str) -> pd.Series:
@@ -128,8 +182,9 @@ def _validate(frame: pd.DataFrame, source: Source, ingest_date: date, reasons: p
         text = values[column.name]
         present = text.notna()
         if column.dtype == INT:
-            ok = text.str.match(_INT_RE).fillna(False).astype(bool)
-            parsed[column.name] = pd.to_numeric(text.where(ok), errors="coerce")
+            integer = pd.to_numeric(text.where(text.str.match(_INT_RE).fillna(False).astype(bool)), errors="coerce")
+            ok = integer.notna()  # digits beyond 64 bits do not convert: not a valid integer either
+            parsed[column.name] = integer
         elif column.dtype in (DOUBLE, MONEY):
             number = pd.to_numeric(text, errors="coerce")
             ok = number.notna() & np.isfinite(number.fillna(0.0))
@@ -170,17 +225,19 @@ def _validate(frame: pd.DataFrame, source: Source, ingest_date: date, reasons: p
         reasons = _first_reason(reasons, parsed[name] > receipt, f"{FUTURE_DATE}: {name} after the receipt date")
     for earlier, later in source.ordered_dates:
         reasons = _first_reason(reasons, parsed[earlier] > parsed[later], f"{OUT_OF_RANGE}: {later} before {earlier}")
+    for amount, ceiling in source.not_above:
+        reasons = _first_reason(reasons, parsed[amount] > parsed[ceiling], f"{OUT_OF_RANGE}: {amount} above {ceiling}")
     return reasons
 
 
 def parse_landing_file(text: str, source: Source, file_name: str, ingest_date: date) -> pd.DataFrame:
     """One output row per data line: the source columns as received (strings) plus metadata."""
-    lines = _split_lines(text)
+    lines = _split_lines(text.removeprefix(BYTE_ORDER_MARK))
     if source.file_format == "csv":
-        rows, errors, file_error = _parse_csv(lines, source)
+        rows, errors = _parse_csv(lines, source)
         first_data_line = 2
     else:
-        rows, errors, file_error = _parse_jsonl(lines)
+        rows, errors = _parse_jsonl(lines)
         first_data_line = 1
     records = [row or {} for row in rows]
     frame = (
@@ -194,8 +251,6 @@ def parse_landing_file(text: str, source: Source, file_name: str, ingest_date: d
         column = frame[name].astype("string").str.strip()
         frame[name] = column.mask(column == "")
     reasons = pd.Series(errors, dtype=object, index=frame.index)
-    if file_error is not None:
-        reasons = reasons.where(reasons.notna(), file_error)
     if len(frame):
         frame[list(source.column_names)] = frame[list(source.column_names)].astype("string")
         reasons = _validate(frame, source, ingest_date, reasons)

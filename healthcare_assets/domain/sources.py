@@ -39,6 +39,8 @@ class Source:
     not_after_receipt: tuple[str, ...] = ()
     # (earlier, later) pairs of date columns that must be ordered
     ordered_dates: tuple[tuple[str, str], ...] = ()
+    # (amount, ceiling) pairs of numeric columns: the amount may not exceed the ceiling on the same line
+    not_above: tuple[tuple[str, str], ...] = ()
     file_prefix: str = field(default="")
 
     @property
@@ -129,6 +131,8 @@ MEDICAL_CLAIMS = Source(
     ),
     not_after_receipt=("service_start_date", "service_end_date"),
     ordered_dates=(("service_start_date", "service_end_date"),),
+    # a line paying more than was billed is quarantined here, so it cannot block silver's gate for the whole day
+    not_above=(("paid_amount", "claim_amount"),),
     file_prefix="claims",
 )
 

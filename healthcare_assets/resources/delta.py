@@ -16,7 +16,11 @@ differences are handled here:
   Sail, which has none of it. Results come back in one engine-neutral shape.
 """
 
+import functools
 import json
+import logging
+import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,6 +32,55 @@ PARTITION_COLUMN = "ingest_date"
 DELTA_SQL_ENGINES = ("classic", "databricks")
 # Delta's own default: files a reader of the last week may still need are kept.
 DEFAULT_RETAIN_HOURS = 168
+
+# Delta's optimistic concurrency: another writer committed the version this write was based on.
+# Sail says "Failed to commit transaction" (or, listing a log another writer is extending, "Missing commit
+# file"); Delta on Spark/Databricks names the conflict.
+WRITE_CONFLICT_MARKERS = (
+    "Failed to commit transaction",
+    "Missing commit file",
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException",
+    "MetadataChangedException",
+    "ProtocolChangedException",
+    "DELTA_CONCURRENT_",
+)
+WRITE_ATTEMPTS = 6
+_log = logging.getLogger(__name__)
+
+
+class DeltaWriteConflict(RuntimeError):
+    """Concurrent writers kept winning: the write was retried and still conflicts."""
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    return any(marker in str(error) or marker in type(error).__name__ for marker in WRITE_CONFLICT_MARKERS)
+
+
+def retried_on_conflict(write):
+    """Re-runs a whole write when a concurrent commit won; each write here is safe to repeat
+    (it replaces a range, overwrites or merges against the table's latest version)."""
+
+    @functools.wraps(write)
+    def retrying(self, *args, **kwargs):
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return write(self, *args, **kwargs)
+            except Exception as error:
+                if not is_write_conflict(error):
+                    raise
+                if attempt == WRITE_ATTEMPTS:
+                    raise DeltaWriteConflict(
+                        f"{write.__name__} lost {WRITE_ATTEMPTS} commits in a row to concurrent writers of the "
+                        "same table; rerun when the other runs have finished"
+                    ) from error
+                delay = 0.1 * 2**attempt * (1 + random.random())  # noqa: S311 (jitter, not security)
+                _log.warning(f"{write.__name__}: concurrent Delta commit, retry {attempt} in {delay:.1f}s")
+                time.sleep(delay)
+
+    return retrying
 
 
 @dataclass(frozen=True)
@@ -118,6 +171,7 @@ class DeltaStorage:
         else:
             writer.save(self.path(ref))
 
+    @retried_on_conflict
     def replace_days(self, frame: DataFrame, ref: TableRef, start: date, end: date) -> None:
         """Atomically replace the daily partitions start..end with the frame's rows of that range."""
         frame = frame.where(day_range_condition(start, end))
@@ -127,10 +181,12 @@ class DeltaStorage:
         writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", day_range_condition(start, end))
         self._save(writer, ref)
 
+    @retried_on_conflict
     def overwrite(self, frame: DataFrame, ref: TableRef) -> None:
         writer = frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
         self._save(writer, ref)
 
+    @retried_on_conflict
     def merge(self, ref: TableRef, source: DataFrame, merge_sql: str) -> None:
         """Runs `MERGE INTO {target} AS t USING {source} AS s ...`; creates the table from the source when absent."""
         if not self.exists(ref):

@@ -60,10 +60,10 @@ def _start_sail_server():
         os.environ["SAIL_EXECUTION__CHECKPOINT__PATH"] = Path(_CHECKPOINT_DIR).as_uri()
         from pysail.spark import SparkConnectServer
 
-        server = SparkConnectServer("127.0.0.1", 0)
-        try:
+        try:  # the Rust server reports config, bind and runtime errors from both calls
+            server = SparkConnectServer("127.0.0.1", 0)
             server.start(background=True)
-        except Exception as error:  # the Rust server reports bind/runtime errors here
+        except Exception as error:
             raise RuntimeError(f"the embedded Sail Spark server failed to start: {error}") from error
         _SAIL_SERVER = server
         atexit.register(stop_all_sessions)

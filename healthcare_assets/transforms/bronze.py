@@ -16,6 +16,8 @@ from healthcare_assets.domain.landing import (
     RAW_RECORD,
     REASON,
     SOURCE_FILE,
+    LandingFileRejected,
+    landing_file_problem,
     output_columns,
     parse_landing_file,
 )
@@ -44,6 +46,18 @@ def landed_days(landing_root: str, source: Source) -> list[date]:
     """Every day that has a landing folder for the feed, oldest first."""
     folder = Path(landing_root) / source.name
     return sorted(date.fromisoformat(p.name) for p in folder.glob("????-??-??") if p.is_dir())
+
+
+def check_landing_files(landing_root: str, source: Source, days: list[date]) -> int:
+    """Raises `LandingFileRejected` for the first file that cannot be ingested as a whole; returns the files checked."""
+    checked = 0
+    for day in days:
+        for path in landing_files(landing_root, source, day):
+            problem = landing_file_problem(Path(path).read_bytes(), source)
+            if problem is not None:
+                raise LandingFileRejected(source.name, day, Path(path).name, problem)
+            checked += 1
+    return checked
 
 
 def count_landing_lines(landing_root: str, source: Source, day: date) -> int:
