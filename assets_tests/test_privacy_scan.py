@@ -18,6 +18,7 @@ import pytest
 
 from assets_tests.phi_scan import PhiScanner, run_texts
 from assets_tests.pipeline import Pipeline
+from healthcare_assets.environments import RUNTIME_VARIABLE
 from healthcare_assets.settings import LOCAL_DEVELOPMENT_KEY
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
@@ -116,12 +117,13 @@ def _validate(env: dict) -> subprocess.CompletedProcess:
     )
 
 
-def test_a_deployed_environment_refuses_to_start_without_the_hmac_key(tmp_path):
+def test_a_deployed_step_refuses_to_start_without_the_hmac_key(tmp_path):
+    """Deployed, steps run on Databricks (the runtime sets DATABRICKS_RUNTIME_VERSION) and need the key there."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {k: v for k, v in os.environ.items() if k != "PSEUDONYMISATION_KEY"}
-    env.update({"DAGSTER_HOME": str(home), "HEALTHCARE_ENV": "dev"})
+    env.update({"DAGSTER_HOME": str(home), "HEALTHCARE_ENV": "dev", RUNTIME_VARIABLE: "16.4"})
     result = _validate(env)
     assert result.returncode != 0
     output = result.stdout + result.stderr
