@@ -7,12 +7,13 @@ import dagster as dg
 
 from healthcare_assets.assets.common import DATA_ENGINEERING, run_days
 from healthcare_assets.domain.sources import FRAUD_LABELS_FOLDER, SOURCES
-from healthcare_assets.domain.synthetic import SyntheticConfig, write_landing_day
+from healthcare_assets.domain.synthetic import RISK_SCORES_FOLDER, SyntheticConfig, write_landing_day
 from healthcare_assets.partitions import PARTITIONS_START, daily_partitions, single_run_backfill
 from healthcare_assets.resources.lakehouse import LakehouseResource
 
 LANDING_KEYS = {name: dg.AssetKey(["landing", name]) for name in SOURCES}
 FRAUD_LABELS_KEY = dg.AssetKey(["landing", FRAUD_LABELS_FOLDER])
+RISK_SCORES_KEY = dg.AssetKey(["landing", RISK_SCORES_FOLDER])
 
 
 class SyntheticDataConfig(dg.Config):
@@ -57,7 +58,7 @@ def _landing_spec(key: dg.AssetKey, description: str, file_kind: str) -> dg.Asse
         group_name="landing",
         kinds={file_kind},
         owners=DATA_ENGINEERING,
-        tags={"phi": "true"} if key != FRAUD_LABELS_KEY else {},
+        tags={} if key == FRAUD_LABELS_KEY else {"phi": "true"},  # the risk file carries member ids
     )
 
 
@@ -69,6 +70,12 @@ LANDING_SPECS = [
     _landing_spec(
         FRAUD_LABELS_KEY,
         "Confirmed fraud outcomes per claim (the generator's injected patterns): evaluation ground truth, never a feature.",
+        "csv",
+    ),
+    _landing_spec(
+        RISK_SCORES_KEY,
+        "The payer's actuarial risk file (risk score 0-100, high-risk flag, expected annual cost per member): "
+        "label of the member risk models, never a feature.",
         "csv",
     ),
 ]
@@ -111,5 +118,12 @@ def synthetic_landing_feeds(
         metadata={
             "labelled_claims": dg.MetadataValue.int(sum(fraud.values())),
             "by_pattern": dg.MetadataValue.json(dict(fraud)),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=RISK_SCORES_KEY,
+        metadata={
+            "days": dg.MetadataValue.int(len(days)),
+            "location": f"{lakehouse.landing_root}/{RISK_SCORES_FOLDER}",
         },
     )
