@@ -21,7 +21,7 @@ from healthcare_assets.resources.delta import DeltaStorage, TableRef
 from healthcare_assets.resources.mlflow import CHALLENGER, CHAMPION, MlflowResource
 
 D1, D3 = date(2026, 1, 1), date(2026, 1, 3)
-GATES = [("member_risk_model", gate.name) for gate in risk.PROMOTION_GATES]
+GATES = [("risk/member_risk_model", gate.name) for gate in risk.PROMOTION_GATES]
 PREDICTION_COLUMNS = {
     "member_key",
     "ingest_date",
@@ -71,7 +71,12 @@ def test_training_passes_the_gates_promotes_and_scores_every_member_daily(pipeli
     assert result.success
     checks = check_results(result)
     assert all(checks[gate].passed for gate in GATES)
-    assert {"member_risk_model", "registered_risk_model", "gold/member_risk_predictions"} <= materialized(result)
+    assert {"risk/member_risk_model", "risk/registered_risk_model", "gold/member_risk_predictions"} <= materialized(
+        result
+    )
+    assert checks[("risk/registered_risk_model", "champion_is_the_promoted_version")].passed
+    assert checks[("gold/immunization_master_outreach_list", "primary_key_unique")].passed
+    assert checks[("gold/member_risk_predictions", "values_valid")].passed
     assert "gold/immunization_master_outreach_list" in materialized(result)
 
     model = pipeline.instance.get_latest_materialization_event(MEMBER_RISK_MODEL_KEY).asset_materialization.metadata
@@ -125,17 +130,17 @@ def test_a_degraded_model_fails_its_gate_and_is_not_promoted(pipeline):
     )
     assert not degraded.success
     checks = check_results(degraded)
-    r2 = checks[("member_risk_model", "risk_score_r2_gate")]
+    r2 = checks[("risk/member_risk_model", "risk_score_r2_gate")]
     assert not r2.passed and r2.severity == dg.AssetCheckSeverity.ERROR
     assert r2.metadata["margin"].value < 0
-    assert "registered_risk_model" not in materialized(degraded)
+    assert "risk/registered_risk_model" not in materialized(degraded)
     assert registry.version_with_alias(MODEL_NAME, CHAMPION).version == champion_before
     assert registry.version_with_alias(MODEL_NAME, CHALLENGER).version != champion_before
 
     # promoting alone later re-verifies the recorded gate results and refuses
     retry = pipeline.run(D3, selection=[REGISTERED_RISK_MODEL_KEY])
     assert not retry.success
-    assert "risk_score_r2_gate failed" in _failure_message(retry, "registered_risk_model")
+    assert "risk_score_r2_gate failed" in _failure_message(retry, "risk__registered_risk_model")
     assert registry.version_with_alias(MODEL_NAME, CHAMPION).version == champion_before
 
 

@@ -18,8 +18,9 @@ from healthcare_assets.transforms import risk as risk_transforms
 
 MODEL_NAME = "member_risk_model"  # registered model; `challenger` on every new version, `champion` once promoted
 EXPERIMENT = "member_risk"
-MEMBER_RISK_MODEL_KEY = dg.AssetKey("member_risk_model")
-REGISTERED_RISK_MODEL_KEY = dg.AssetKey("registered_risk_model")
+# model assets are keyed [group, name] like the tables are [schema, table]
+MEMBER_RISK_MODEL_KEY = dg.AssetKey(["risk", "member_risk_model"])
+REGISTERED_RISK_MODEL_KEY = dg.AssetKey(["risk", "registered_risk_model"])
 MEMBER_RISK_PREDICTIONS_KEY = dg.AssetKey(["gold", "member_risk_predictions"])
 MEMBER_FEATURES_REF = TableRef.from_path(MEMBER_FEATURES_KEY.path)
 RISK_OWNERS = ["team:risk-ml"]
@@ -176,6 +177,11 @@ def _verified_gate_results(instance: dg.DagsterInstance) -> tuple[str, list[str]
             raise dg.Failure(f"gate {check_key.name} failed for the latest model: it cannot be promoted")
         verified.append(check_key.name)
     return str(materialization.metadata["model_version"].value), verified
+
+
+def champion_version(mlflow: MlflowResource) -> str | None:
+    champion = mlflow.version_with_alias(MODEL_NAME, CHAMPION)
+    return None if champion is None else str(champion.version)
 
 
 @dg.asset(

@@ -20,8 +20,16 @@ data_quality_checks_job = dg.define_asset_job(
     description="Runs every asset check against the stored tables for the chosen day(s).",
 )
 
+# Retrains the member risk models and promotes the new version only when every promotion gate passes; the daily
+# pipeline's scoring (gold.member_risk_predictions) always uses the current champion.
+risk_model_training_job = dg.define_asset_job(
+    name="risk_model_training",
+    selection=dg.AssetSelection.groups("risk"),
+    description="Trains the member risk models on the current gold.member_features, gates and promotes them.",
+)
+
 # 02:00 every day, for the day that just ended.
 daily_pipeline_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline_job, hour_of_day=2)
 
-jobs = [daily_pipeline_job, data_quality_checks_job]
+jobs = [daily_pipeline_job, data_quality_checks_job, risk_model_training_job]
 schedules = [daily_pipeline_schedule]

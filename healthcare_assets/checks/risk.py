@@ -10,10 +10,18 @@ import dagster as dg
 from pyspark.sql import functions as F
 
 from healthcare_assets.assets.common import run_days_if_partitioned
-from healthcare_assets.assets.risk import MEMBER_RISK_MODEL_KEY, MEMBER_RISK_PREDICTIONS_KEY
+from healthcare_assets.assets.outreach import OUTREACH_KEY
+from healthcare_assets.assets.risk import (
+    MEMBER_RISK_MODEL_KEY,
+    MEMBER_RISK_PREDICTIONS_KEY,
+    REGISTERED_RISK_MODEL_KEY,
+    champion_version,
+)
+from healthcare_assets.checks.quality import TableRules, _key_check, _rules_check
 from healthcare_assets.domain import risk
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
+from healthcare_assets.resources.mlflow import MlflowResource
 from healthcare_assets.resources.privacy import PrivacyResource
 from healthcare_assets.transforms.risk import risk_labels
 
@@ -144,7 +152,53 @@ def risk_score_mae_drift(
     )
 
 
+@dg.asset_check(
+    asset=REGISTERED_RISK_MODEL_KEY,
+    blocking=True,
+    description="The registry's champion is the version this asset promoted (nothing moved the alias since).",
+)
+def champion_is_the_promoted_version(
+    context: dg.AssetCheckExecutionContext, mlflow: MlflowResource
+) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(REGISTERED_RISK_MODEL_KEY)
+    promoted = event.asset_materialization.metadata["champion_version"].value if event else None
+    current = champion_version(mlflow)
+    return dg.AssetCheckResult(
+        passed=promoted is not None and promoted == current,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"promoted_version": str(promoted), "champion_version": str(current)},
+    )
+
+
+# Table gates: keys unique (no member twice in the outreach list) and values in range.
+RISK_TABLES = [
+    TableRules(
+        MEMBER_RISK_PREDICTIONS_KEY,
+        ("member_key", PARTITION_COLUMN),
+        {
+            "risk_score_in_range": "risk_score BETWEEN 0 AND 100",
+            "high_risk_score_is_probability": "high_risk_score BETWEEN 0 AND 1",
+            "predicted_cost_not_negative": "predicted_total_cost >= 0",
+            "model_version_present": "model_version IS NOT NULL",
+        },
+    ),
+    TableRules(
+        OUTREACH_KEY,
+        ("member_key",),
+        {
+            "tier_known": "outreach_tier IN (1, 2, 3)",
+            "priority_in_range": "outreach_priority_score BETWEEN 0 AND 100",
+            "something_due": "size(due_vaccines) > 0",
+            "tier_explained": "length(tier_reason) > 0",
+        },
+    ),
+]
+
+
 risk_checks = [
+    *[_key_check(table) for table in RISK_TABLES],
+    *[_rules_check(table, table.rules, dg.AssetCheckSeverity.ERROR) for table in RISK_TABLES],
+    champion_is_the_promoted_version,
     *[_promotion_gate(gate) for gate in risk.PROMOTION_GATES],
     high_risk_accuracy_parity,
     daily_prediction_volume,
