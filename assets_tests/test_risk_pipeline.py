@@ -126,7 +126,7 @@ def test_a_degraded_model_fails_its_gate_and_is_not_promoted(pipeline):
     degraded = pipeline.run(
         D3,
         selection=[MEMBER_RISK_MODEL_KEY, REGISTERED_RISK_MODEL_KEY],
-        op_config={"member_risk_model": {"config": {"n_estimators": 1}}},
+        op_config={"risk__member_risk_model": {"config": {"n_estimators": 1}}},
     )
     assert not degraded.success
     checks = check_results(degraded)

@@ -203,7 +203,7 @@ def registered_risk_model(context: dg.AssetExecutionContext, mlflow: MlflowResou
         metadata={
             "registered_model": dg.MetadataValue.text(MODEL_NAME),
             "champion_version": dg.MetadataValue.text(version),
-            "previous_champion_version": dg.MetadataValue.text(previous.version if previous else "none"),
+            "previous_champion_version": dg.MetadataValue.text(str(previous.version) if previous else "none"),
             "verified_gates": dg.MetadataValue.json(verified),
         }
     )
