@@ -93,6 +93,8 @@ def member_risk_model(
     import mlflow as mlflow_api
     from mlflow.models import infer_signature
 
+    from healthcare_assets.domain.risk_pyfunc import MemberRiskModel
+
     frame, features_version, as_of = _training_frame(lakehouse, privacy)
     train, test = risk.split(frame)
     if len(train) < 50 or len(test) < 20 or train["high_risk"].nunique() < 2:
@@ -125,7 +127,7 @@ def member_risk_model(
         mlflow_api.log_dict({"accuracy_by_group": by_group.to_dict("records")}, "bias/accuracy_by_group.json")
         logged = mlflow_api.pyfunc.log_model(
             name="model",
-            python_model=risk.MemberRiskModel(models),
+            python_model=MemberRiskModel(models),
             signature=signature,
             input_example=input_example,
             pip_requirements=pinned_requirements("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle"),

@@ -4,7 +4,7 @@ Pure Python over pandas frames shaped like `gold.member_features` (no Dagster,
 no Spark). Labels come from the payer's actuarial risk file (see
 `synthetic.actuarial_risk_scores`), never from a feature column. The three
 estimators are small scikit-learn histogram gradient-boosting models and are
-shipped together as one MLflow pyfunc (`MemberRiskModel`) so the registry's
+shipped together as one MLflow pyfunc (`risk_pyfunc.MemberRiskModel`) so the registry's
 champion/challenger aliases move all three at once.
 
 Promotion gates (seed 000): risk score R^2 >= 0.70 and MAE <= 15 points,
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
@@ -33,6 +32,7 @@ MIN_HIGH_RISK_ACCURACY = 0.60
 MIN_DAILY_PREDICTIONS = 50
 MAX_MONITORED_MAE = 15.0
 MAX_GROUP_ACCURACY_GAP = 0.10
+MIN_GROUP_MEMBERS = 50  # below this many held-out members a group's accuracy is too noisy to judge
 HIGH_RISK_CUT = 60.0  # the label's cut; the classifier's decision threshold is 0.5 on its probability
 # Accuracy per group is reported for all three; parity is judged on gender and region only, because age
 # legitimately drives risk and accuracy by age group follows each group's high-risk rate.
@@ -225,17 +225,7 @@ def accuracy_by_group(
     return pd.DataFrame(rows)
 
 
-def groups_below_parity(table: pd.DataFrame, min_members: int = 20) -> pd.DataFrame:
+def groups_below_parity(table: pd.DataFrame, min_members: int = MIN_GROUP_MEMBERS) -> pd.DataFrame:
     """Gender and region groups (with enough members to judge) more than MAX_GROUP_ACCURACY_GAP below overall."""
     judged = table["attribute"].isin(PARITY_GROUP_COLUMNS) & (table["members"] >= min_members)
     return table[judged & (table["gap_to_overall"] > MAX_GROUP_ACCURACY_GAP)]
-
-
-class MemberRiskModel(mlflow.pyfunc.PythonModel):
-    """The MLflow pyfunc: member feature rows in, the four prediction columns out."""
-
-    def __init__(self, models: RiskModels):
-        self.models = models
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return self.models.predict(model_input)
