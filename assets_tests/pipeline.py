@@ -34,13 +34,20 @@ class Pipeline:
         self.instance = dg.DagsterInstance.ephemeral()
         self.synthetic = {**SMALL_DATA, **(synthetic or {})}
 
-    def run(self, start: date, end: date | None = None, selection: list[dg.AssetKey] | None = None):
+    def run(
+        self,
+        start: date,
+        end: date | None = None,
+        selection: list[dg.AssetKey] | None = None,
+        op_config: dict | None = None,
+    ):
+        """One run over start..end; `op_config` adds run config of other ops (e.g. training knobs)."""
         end = end or start
         job = self.defs.resolve_implicit_global_asset_job_def()
         return job.execute_in_process(
             instance=self.instance,
             tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
-            run_config={"ops": {"synthetic_landing_feeds": {"config": self.synthetic}}},
+            run_config={"ops": {"synthetic_landing_feeds": {"config": self.synthetic}, **(op_config or {})}},
             asset_selection=selection,
             raise_on_error=False,
         )

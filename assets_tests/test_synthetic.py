@@ -212,9 +212,10 @@ def test_writes_are_atomic_and_follow_the_path_contract(tmp_path: Path) -> None:
         "immunizations": "immunizations/2026-01-05/immunizations_20260105.csv",
     }
     labels_path = f"{FRAUD_LABELS_FOLDER}/2026-01-05/fraud_labels_20260105.csv"
+    risk_scores_path = "member_risk_scores/2026-01-05/member_risk_scores_20260105.csv"
     assert manifest.files == feeds
     # nothing else: no temp file is left behind
-    assert set(all_files(tmp_path)) == {*feeds.values(), labels_path, "_manifests/2026-01-05.json"}
+    assert set(all_files(tmp_path)) == {*feeds.values(), labels_path, risk_scores_path, "_manifests/2026-01-05.json"}
     for name, path in manifest.files.items():
         text = (tmp_path / path).read_text(encoding="utf-8")
         assert text == "".join(line + "\n" for line in data.lines[name])

@@ -9,12 +9,13 @@ import dagster as dg
 from healthcare_assets.assets.common import DATA_ENGINEERING, run_days
 from healthcare_assets.charts import bar_chart_markdown
 from healthcare_assets.domain.sources import FRAUD_LABELS_FOLDER, FRAUD_PATTERNS, SOURCES
-from healthcare_assets.domain.synthetic import SyntheticConfig, write_landing_day
+from healthcare_assets.domain.synthetic import RISK_SCORES_FOLDER, SyntheticConfig, write_landing_day
 from healthcare_assets.partitions import PARTITIONS_START, daily_partitions, single_run_backfill
 from healthcare_assets.resources.lakehouse import LakehouseResource
 
 LANDING_KEYS = {name: dg.AssetKey(["landing", name]) for name in SOURCES}
 FRAUD_LABELS_KEY = dg.AssetKey(["landing", FRAUD_LABELS_FOLDER])
+RISK_SCORES_KEY = dg.AssetKey(["landing", RISK_SCORES_FOLDER])
 
 
 class SyntheticDataConfig(dg.Config):
@@ -59,7 +60,7 @@ def _landing_spec(key: dg.AssetKey, description: str, file_kind: str) -> dg.Asse
         group_name="landing",
         kinds={file_kind},
         owners=DATA_ENGINEERING,
-        tags={"phi": "true"} if key != FRAUD_LABELS_KEY else {},
+        tags={} if key == FRAUD_LABELS_KEY else {"phi": "true"},  # the risk file carries member ids
     )
 
 
@@ -71,6 +72,12 @@ LANDING_SPECS = [
     _landing_spec(
         FRAUD_LABELS_KEY,
         "Confirmed fraud outcomes per claim (the generator's injected patterns): evaluation ground truth, never a feature.",
+        "csv",
+    ),
+    _landing_spec(
+        RISK_SCORES_KEY,
+        "The payer's actuarial risk file (risk score 0-100, high-risk flag, expected annual cost per member): "
+        "label of the member risk models, never a feature.",
         "csv",
     ),
 ]
@@ -125,5 +132,12 @@ def synthetic_landing_feeds(
             "by_pattern_chart": bar_chart_markdown(
                 {pattern: fraud[pattern] for pattern in FRAUD_PATTERNS}, "Labelled fraud by pattern", "claims"
             ),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=RISK_SCORES_KEY,
+        metadata={
+            "days": dg.MetadataValue.int(len(days)),
+            "location": f"{lakehouse.landing_root}/{RISK_SCORES_FOLDER}",
         },
     )

@@ -22,6 +22,14 @@ data_quality_checks_job = dg.define_asset_job(
     description="Runs every asset check against the stored tables for the chosen day(s).",
 )
 
+# Retrains the member risk models and promotes the new version only when every promotion gate passes; the daily
+# pipeline's scoring (gold.member_risk_predictions) always uses the current champion.
+risk_model_training_job = dg.define_asset_job(
+    name="risk_model_training",
+    selection=dg.AssetSelection.groups("risk"),
+    description="Trains the member risk models on the current gold.member_features, gates and promotes them.",
+)
+
 
 def last_complete_day(now: datetime) -> date:
     """The newest daily partition that has ended at `now` (partitions are UTC days)."""
@@ -50,5 +58,5 @@ def build_schedules(timezone: str = "UTC") -> list[dg.ScheduleDefinition]:
     return [build_daily_pipeline_schedule(timezone)]
 
 
-jobs = [daily_pipeline_job, data_quality_checks_job]
+jobs = [daily_pipeline_job, data_quality_checks_job, risk_model_training_job]
 schedules = build_schedules()

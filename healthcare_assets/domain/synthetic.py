@@ -73,7 +73,7 @@ class SyntheticConfig:
     drift_start: date | None = None  # from this day on, distributions shift
     drift_strength: float = 0.0  # 0 = none, 1 = strong
     bias_group: tuple[str, str] | None = None  # e.g. ("geographic_region", "Southwest")
-    bias_strength: float = 0.0  # makes legitimate claims of that group look anomalous
+    bias_strength: float = 0.0  # makes that group's legitimate claims look anomalous and its risk scores unreliable
 
     def __post_init__(self) -> None:
         if self.num_members < 1:
@@ -426,6 +426,7 @@ class _Stream(IntEnum):
     PHARMACY = 5
     IMMUNIZATIONS = 6
     BAD_ROWS = 7
+    RISK_SCORES = 8
 
 
 def _templates(rows: tuple[tuple, ...], columns: tuple[str, ...]) -> pd.DataFrame:
@@ -1260,7 +1261,83 @@ def write_landing_day(config: SyntheticConfig, day: date, landing_root: str | Pa
     for name, path in data.manifest.files.items():
         _write_atomically(root / path, _file_text(data.lines[name]))
     _write_atomically(root / fraud_labels_file_path(day), _file_text(data.fraud_label_lines))
+    _write_atomically(root / risk_scores_file_path(day), actuarial_risk_scores(config, day).to_csv(index=False))
     # the manifest goes last: once it exists, the whole day is in place
     manifest_text = json.dumps(data.manifest.to_dict(), indent=2, sort_keys=True) + "\n"
     _write_atomically(root / manifest_file_path(day), manifest_text)
     return data.manifest
+
+
+# --------------------------------------------------------------------------- actuarial risk scores (labels)
+
+RISK_SCORES_FOLDER = "member_risk_scores"
+# The vendor's 0-100 score is a logistic map of the member's log latent risk.
+RISK_SCORE_CENTER = 0.3  # log latent risk that maps to 50
+RISK_SCORE_SCALE = 0.5
+RISK_SCORE_NOISE = 5.0  # the vendor's own measurement error: uniform in +-5 points
+HIGH_RISK_SCORE = 60.0  # the payer's care-management cut: about 13 % of members at default settings
+# Expected annual cost (the payer's cost model, calibrated on the default volumes): a claim costs about
+# $890 paid at average risk, and fills about $25 per unit of pharmacy weight latent_risk * (1 + chronic_count).
+_PAID_PER_CLAIM = 890.0
+_COST_PER_FILL_WEIGHT = 25.0
+_BIAS_LOG_RISK_NOISE = 1.0  # extra N(0, (bias_strength * 1.0)^2) on the biased group's log risk
+
+
+def risk_scores_file_path(day: date) -> str:
+    return f"{RISK_SCORES_FOLDER}/{day.isoformat()}/member_risk_scores_{day:%Y%m%d}.csv"
+
+
+def actuarial_risk_scores(config: SyntheticConfig, day: date) -> pd.DataFrame:
+    """The payer's actuarial risk file as delivered on `day`: one row per member covered that day.
+
+    This is the label feed of the member risk models (like an HCC-style score a vendor
+    computes from a full year of coded history); it lands beside the claims and is read
+    only by model training and evaluation, never by a feature table. Per member, fixed
+    over days:
+
+        risk_score = clip(100 / (1 + exp(-(ln(latent_risk) - 0.3) / 0.5)) + u, 0, 100),
+                     u ~ Uniform(-5, 5)  (rounded to 0.1)
+        high_risk  = risk_score >= 60
+        expected_annual_cost = 365 * claims_per_day / num_members * 890 * latent_risk**1.3
+                             + 365 * rx_claims_per_day / num_members * 25 * latent_risk * (1 + chronic_count)
+
+    `latent_risk` is `member_roster`'s documented function of age, chronic conditions,
+    BMI and smoking plus noise, so the score is learnable from demographics, risk
+    factors, coded conditions and utilisation, none of which contain the score itself.
+    The cost follows how claims are drawn: frequency proportional to latent_risk and
+    amount to latent_risk**0.3.
+
+    Bias knob: with `bias_group` set, the vendor's scores for members of that group
+    (attributes as of the roster date) are computed on a log risk disturbed by
+    N(0, bias_strength**2) noise, as if their coded history were incomplete, so the
+    high-risk classifier is less accurate for that group than for others.
+    """
+    roster = _roster(config)
+    today = np.datetime64(day, "D")
+    enrol, term = _day_array(roster["enrol_date"]), _day_array(roster["term_date"])
+    rng = _rng(config, config.roster_date, _Stream.RISK_SCORES)
+    n = len(roster)
+    log_risk = np.log(roster["latent_risk"].to_numpy())
+    measurement = rng.uniform(-RISK_SCORE_NOISE, RISK_SCORE_NOISE, n)
+    disturbance = rng.normal(0.0, _BIAS_LOG_RISK_NOISE, n)
+    if config.bias_group is not None and config.bias_strength > 0.0:
+        attribute, value = config.bias_group
+        values = roster[attribute].to_numpy() if attribute in roster else np.full(n, None)
+        log_risk = log_risk + np.where(values == value, config.bias_strength * disturbance, 0.0)
+    score = 100.0 / (1.0 + np.exp(-(log_risk - RISK_SCORE_CENTER) / RISK_SCORE_SCALE)) + measurement
+    score = np.round(np.clip(score, 0.0, 100.0), 1)
+    latent = roster["latent_risk"].to_numpy()
+    per_member = 365.0 / config.num_members
+    cost = per_member * (
+        config.claims_per_day * _PAID_PER_CLAIM * latent**1.3
+        + config.rx_claims_per_day * _COST_PER_FILL_WEIGHT * latent * (1 + roster["chronic_count"].to_numpy())
+    )
+    covered = (enrol <= today) & (np.isnat(term) | (term >= today))
+    return pd.DataFrame(
+        {
+            "member_id": roster["member_id"].to_numpy()[covered],
+            "risk_score": score[covered],
+            "high_risk": (score >= HIGH_RISK_SCORE)[covered],
+            "expected_annual_cost": np.round(cost, 2)[covered],
+        }
+    )

@@ -1,0 +1,166 @@
+"""Risk models in the real code location: training, gates, champion promotion, daily scoring, monitoring, outreach."""
+
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+
+from assets_tests.pipeline import Pipeline, check_results, materialized, run_checks
+from healthcare_assets.assets.gold import MEMBER_FEATURES_KEY
+from healthcare_assets.assets.outreach import OUTREACH_KEY
+from healthcare_assets.assets.risk import (
+    MEMBER_RISK_MODEL_KEY,
+    MEMBER_RISK_PREDICTIONS_KEY,
+    MODEL_NAME,
+    REGISTERED_RISK_MODEL_KEY,
+)
+from healthcare_assets.domain import risk
+from healthcare_assets.resources.delta import DeltaStorage, TableRef
+from healthcare_assets.resources.mlflow import CHALLENGER, CHAMPION, MlflowResource
+
+D1, D3 = date(2026, 1, 1), date(2026, 1, 3)
+GATES = [("risk/member_risk_model", gate.name) for gate in risk.PROMOTION_GATES]
+PREDICTION_COLUMNS = {
+    "member_key",
+    "ingest_date",
+    "risk_score",
+    "high_risk_prediction",
+    "high_risk_score",
+    "predicted_total_cost",
+    "model_name",
+    "model_version",
+    "scored_at",
+}
+
+
+def _read(pipeline: Pipeline, schema: str, table: str) -> pd.DataFrame:
+    return DeltaTable(pipeline.table(schema, table)).to_pandas()
+
+
+def _registry(pipeline: Pipeline) -> MlflowResource:
+    return MlflowResource(tracking_uri=pipeline.settings.mlflow_tracking_uri)
+
+
+def _failure_message(result, step: str) -> str:
+    failures = [e for e in result.all_events if e.is_step_failure and e.step_key == step]
+    assert failures, f"{step} did not fail"
+    return failures[0].step_failure_data.error.to_string()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    # its own parent folder: the MLflow store sits beside the lakehouse, and this test owns its registry
+    pipeline = Pipeline(tmp_path_factory.mktemp("risk") / "lakehouse")
+    graph = pipeline.defs.resolve_asset_graph()
+    upstream = dg.AssetSelection.assets(MEMBER_FEATURES_KEY).upstream().required_multi_asset_neighbors().resolve(graph)
+    # scoring before any model was promoted fails with a clear message
+    pipeline.unpromoted = pipeline.run(D1, D3, selection=[*upstream, MEMBER_RISK_PREDICTIONS_KEY])
+    pipeline.first_result = pipeline.run(D1, D3)
+    return pipeline
+
+
+def test_scoring_without_a_champion_fails_clearly(pipeline):
+    message = _failure_message(pipeline.unpromoted, "gold__member_risk_predictions")
+    assert f"{MODEL_NAME} has no {CHAMPION}" in message
+
+
+def test_training_passes_the_gates_promotes_and_scores_every_member_daily(pipeline):
+    result = pipeline.first_result
+    assert result.success
+    checks = check_results(result)
+    assert all(checks[gate].passed for gate in GATES)
+    assert {"risk/member_risk_model", "risk/registered_risk_model", "gold/member_risk_predictions"} <= materialized(
+        result
+    )
+    assert checks[("risk/registered_risk_model", "champion_is_the_promoted_version")].passed
+    assert checks[("gold/immunization_master_outreach_list", "primary_key_unique")].passed
+    assert checks[("gold/member_risk_predictions", "values_valid")].passed
+    assert "gold/immunization_master_outreach_list" in materialized(result)
+
+    model = pipeline.instance.get_latest_materialization_event(MEMBER_RISK_MODEL_KEY).asset_materialization.metadata
+    gates = model["promotion_gates"].value
+    assert gates["risk_score_r2_gate"]["margin"] > 0 and gates["risk_score_mae_gate"]["margin"] > 0
+    assert model["member_features_delta_version"].value >= 0
+    run = _registry(pipeline).client().get_run(model["mlflow_run_id"].value)
+    assert run.data.params["member_features_delta_version"] == str(model["member_features_delta_version"].value)
+    assert run.data.metrics["risk_score_r2"] == model["metrics"].value["risk_score_r2"]
+    assert not any("member" in name and "key" in name for name in run.data.params)
+
+    registry = _registry(pipeline)
+    champion = registry.version_with_alias(MODEL_NAME, CHAMPION)
+    challenger = registry.version_with_alias(MODEL_NAME, CHALLENGER)
+    assert str(champion.version) == str(challenger.version) == model["model_version"].value
+
+    predictions = _read(pipeline, "gold", "member_risk_predictions")
+    members = _read(pipeline, "gold", "member_features")
+    assert set(predictions.columns) == PREDICTION_COLUMNS
+    assert predictions.groupby("ingest_date").size().to_dict() == {
+        day: len(members) for day in pd.date_range(D1, D3).date
+    }
+    assert not predictions.duplicated(["member_key", "ingest_date"]).any()
+    assert predictions["risk_score"].between(0, 100).all()
+    assert (predictions["model_version"] == str(champion.version)).all()
+    assert checks[("gold/member_risk_predictions", "daily_prediction_volume")].passed
+    assert checks[("gold/member_risk_predictions", "risk_score_mae_drift")].passed
+
+
+def test_outreach_list_has_one_explained_row_per_member(pipeline):
+    listed = _read(pipeline, *OUTREACH_KEY.path)
+    assert listed["member_key"].is_unique
+    assert set(listed["member_key"]) <= set(_read(pipeline, "gold", "member_features")["member_key"])
+    assert sorted(listed["outreach_rank"]) == list(range(1, len(listed) + 1))
+    assert listed["tier_reason"].str.len().gt(0).all()
+    assert (listed["due_vaccines"].map(len) > 0).all()
+    assert set(listed["outreach_tier"]) <= {1, 2, 3}
+    tier_1 = listed[listed["outreach_tier"] == 1]
+    assert tier_1["high_risk_prediction"].all() and (tier_1["overdue_vaccines"].map(len) > 0).all()
+    ranked = listed.sort_values("outreach_rank")
+    assert (ranked["outreach_priority_score"].diff().dropna() <= 0).all()
+
+
+def test_a_degraded_model_fails_its_gate_and_is_not_promoted(pipeline):
+    registry = _registry(pipeline)
+    champion_before = registry.version_with_alias(MODEL_NAME, CHAMPION).version
+    degraded = pipeline.run(
+        D3,
+        selection=[MEMBER_RISK_MODEL_KEY, REGISTERED_RISK_MODEL_KEY],
+        op_config={"risk__member_risk_model": {"config": {"n_estimators": 1}}},
+    )
+    assert not degraded.success
+    checks = check_results(degraded)
+    r2 = checks[("risk/member_risk_model", "risk_score_r2_gate")]
+    assert not r2.passed and r2.severity == dg.AssetCheckSeverity.ERROR
+    assert r2.metadata["margin"].value < 0
+    assert "risk/registered_risk_model" not in materialized(degraded)
+    assert registry.version_with_alias(MODEL_NAME, CHAMPION).version == champion_before
+    assert registry.version_with_alias(MODEL_NAME, CHALLENGER).version != champion_before
+
+    # promoting alone later re-verifies the recorded gate results and refuses
+    retry = pipeline.run(D3, selection=[REGISTERED_RISK_MODEL_KEY])
+    assert not retry.success
+    assert "risk_score_r2_gate failed" in _failure_message(retry, "risk__registered_risk_model")
+    assert registry.version_with_alias(MODEL_NAME, CHAMPION).version == champion_before
+
+
+def test_monitoring_fails_on_low_volume_and_mae_drift(pipeline, spark):
+    storage = DeltaStorage(spark, pipeline.settings.lakehouse_root)
+    ref = TableRef.from_path(MEMBER_RISK_PREDICTIONS_KEY.path)
+    day = D3
+    stored = storage.read(ref, day, day).toPandas()
+    # a broken scoring day: a handful of rows, every score far from the actuarial label
+    broken = stored.head(risk.MIN_DAILY_PREDICTIONS - 10).copy()
+    broken["risk_score"] = (100 - broken["risk_score"]).where(broken["risk_score"] < 50, 0.0)
+    frame = spark.createDataFrame(broken, schema=storage.read(ref).schema)
+    storage.replace_days(frame, ref, day, day)
+
+    checks = check_results(run_checks(pipeline, day))
+    volume = checks[("gold/member_risk_predictions", "daily_prediction_volume")]
+    assert not volume.passed and volume.severity == dg.AssetCheckSeverity.ERROR
+    assert volume.metadata["days_below_minimum"].value == {day.isoformat(): risk.MIN_DAILY_PREDICTIONS - 10}
+    drift = checks[("gold/member_risk_predictions", "risk_score_mae_drift")]
+    assert not drift.passed and drift.metadata["worst_mae"].value > risk.MAX_MONITORED_MAE
+    # the earlier days are untouched and still pass
+    earlier = check_results(run_checks(pipeline, D1))
+    assert earlier[("gold/member_risk_predictions", "daily_prediction_volume")].passed

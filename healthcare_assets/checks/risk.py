@@ -1,0 +1,206 @@
+"""Member risk gates: promotion gates on the trained model, monitoring of the daily predictions.
+
+Promotion gates (ERROR, blocking) read the metrics the training run recorded on
+its materialisation; `registered_risk_model` re-verifies their results before it
+moves the `champion` alias. Bias testing reports high-risk accuracy per
+demographic group and warns on a parity gap.
+"""
+
+import dagster as dg
+from pyspark.sql import functions as F
+
+from healthcare_assets.assets.common import run_days_if_partitioned
+from healthcare_assets.assets.outreach import OUTREACH_KEY
+from healthcare_assets.assets.risk import (
+    MEMBER_RISK_MODEL_KEY,
+    MEMBER_RISK_PREDICTIONS_KEY,
+    REGISTERED_RISK_MODEL_KEY,
+    champion_version,
+)
+from healthcare_assets.checks.quality import TableRules, _key_check, _rules_check
+from healthcare_assets.domain import risk
+from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
+from healthcare_assets.resources.lakehouse import LakehouseResource
+from healthcare_assets.resources.mlflow import MlflowResource
+from healthcare_assets.resources.privacy import PrivacyResource
+from healthcare_assets.transforms.risk import risk_labels
+
+PREDICTIONS_REF = TableRef.from_path(MEMBER_RISK_PREDICTIONS_KEY.path)
+
+
+def _model_metadata(context: dg.AssetCheckExecutionContext) -> dict:
+    event = context.instance.get_latest_materialization_event(MEMBER_RISK_MODEL_KEY)
+    if event is None or event.asset_materialization is None:
+        raise dg.Failure("member_risk_model has no materialisation to check: train it first")
+    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+
+
+def _promotion_gate(gate: risk.Gate) -> dg.AssetChecksDefinition:
+    relation = ">=" if gate.higher_is_better else "<="
+
+    @dg.asset_check(
+        asset=MEMBER_RISK_MODEL_KEY,
+        name=gate.name,
+        blocking=True,
+        description=f"Promotion gate: {gate.metric} on held-out members must be {relation} {gate.threshold}.",
+    )
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        metadata = _model_metadata(context)
+        result = gate.evaluate(metadata["metrics"][gate.metric])
+        return dg.AssetCheckResult(
+            passed=result.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=result.describe(),
+            metadata={
+                "observed": result.observed,
+                "threshold": result.threshold,
+                "margin": result.margin,
+                "model_version": metadata["model_version"],
+            },
+        )
+
+    return _check
+
+
+@dg.asset_check(
+    asset=MEMBER_RISK_MODEL_KEY,
+    description="Bias testing: high-risk accuracy per gender, region and age group; warns when a gender or region "
+    f"group is more than {risk.MAX_GROUP_ACCURACY_GAP} below the overall accuracy.",
+)
+def high_risk_accuracy_parity(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    import pandas as pd
+
+    table = pd.DataFrame(_model_metadata(context)["accuracy_by_group"])
+    below = risk.groups_below_parity(table)
+    return dg.AssetCheckResult(
+        passed=below.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="accuracy parity holds"
+        if below.empty
+        else "accuracy gap above parity for " + ", ".join(f"{r.attribute}={r.group}" for r in below.itertuples()),
+        metadata={
+            "max_gap": risk.MAX_GROUP_ACCURACY_GAP,
+            "groups_below_parity": dg.MetadataValue.json(below.to_dict("records")),
+            "accuracy_by_group": dg.MetadataValue.md(table.to_markdown(index=False)),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=MEMBER_RISK_PREDICTIONS_KEY,
+    blocking=True,
+    description=f"Monitoring: every scored day holds at least {risk.MIN_DAILY_PREDICTIONS} predictions.",
+)
+def daily_prediction_volume(
+    context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource
+) -> dg.AssetCheckResult:
+    storage = lakehouse.storage()
+    days = run_days_if_partitioned(context)
+    frame = storage.read(PREDICTIONS_REF, *((days[0], days[-1]) if days else ()))
+    counts = {row[PARTITION_COLUMN]: row["count"] for row in frame.groupBy(PARTITION_COLUMN).count().collect()}
+    expected = days if days else sorted(counts)
+    low = {day.isoformat(): counts.get(day, 0) for day in expected if counts.get(day, 0) < risk.MIN_DAILY_PREDICTIONS}
+    return dg.AssetCheckResult(
+        passed=not low,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "min_daily_predictions": risk.MIN_DAILY_PREDICTIONS,
+            "predictions_by_day": dg.MetadataValue.json({day.isoformat(): n for day, n in sorted(counts.items())}),
+            "days_below_minimum": dg.MetadataValue.json(low),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=MEMBER_RISK_PREDICTIONS_KEY,
+    blocking=True,
+    description=f"Monitoring: risk-score MAE against each day's actuarial risk file stays <= {risk.MAX_MONITORED_MAE}.",
+)
+def risk_score_mae_drift(
+    context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource, privacy: PrivacyResource
+) -> dg.AssetCheckResult:
+    storage = lakehouse.storage()
+    days = run_days_if_partitioned(context)
+    predictions = storage.read(PREDICTIONS_REF, *((days[0], days[-1]) if days else ()))
+    days = days or sorted(row[0] for row in predictions.select(PARTITION_COLUMN).distinct().collect())
+    mae_by_day, unlabelled = {}, []
+    for day in days:
+        try:
+            labels = risk_labels(predictions.sparkSession, lakehouse.landing_root, day, privacy.key())
+        except FileNotFoundError:
+            unlabelled.append(day.isoformat())
+            continue
+        scored = predictions.where(F.col(PARTITION_COLUMN) == F.lit(day)).select("member_key", "risk_score")
+        row = (
+            scored.join(labels.withColumnRenamed("risk_score", "label"), "member_key")
+            .agg(F.avg(F.abs(F.col("risk_score") - F.col("label"))).alias("mae"), F.count("*").alias("n"))
+            .first()
+        )
+        if row["n"]:
+            mae_by_day[day.isoformat()] = round(float(row["mae"]), 4)
+    drifted = {day: mae for day, mae in mae_by_day.items() if mae > risk.MAX_MONITORED_MAE}
+    return dg.AssetCheckResult(
+        passed=not drifted,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "max_mae": risk.MAX_MONITORED_MAE,
+            "mae_by_day": dg.MetadataValue.json(mae_by_day),
+            "worst_mae": max(mae_by_day.values(), default=0.0),
+            "days_above_max": dg.MetadataValue.json(drifted),
+            "days_without_labels": dg.MetadataValue.json(unlabelled),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=REGISTERED_RISK_MODEL_KEY,
+    blocking=True,
+    description="The registry's champion is the version this asset promoted (nothing moved the alias since).",
+)
+def champion_is_the_promoted_version(
+    context: dg.AssetCheckExecutionContext, mlflow: MlflowResource
+) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(REGISTERED_RISK_MODEL_KEY)
+    promoted = event.asset_materialization.metadata["champion_version"].value if event else None
+    current = champion_version(mlflow)
+    return dg.AssetCheckResult(
+        passed=promoted is not None and promoted == current,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"promoted_version": str(promoted), "champion_version": str(current)},
+    )
+
+
+# Table gates: keys unique (no member twice in the outreach list) and values in range.
+RISK_TABLES = [
+    TableRules(
+        MEMBER_RISK_PREDICTIONS_KEY,
+        ("member_key", PARTITION_COLUMN),
+        {
+            "risk_score_in_range": "risk_score BETWEEN 0 AND 100",
+            "high_risk_score_is_probability": "high_risk_score BETWEEN 0 AND 1",
+            "predicted_cost_not_negative": "predicted_total_cost >= 0",
+            "model_version_present": "model_version IS NOT NULL",
+        },
+    ),
+    TableRules(
+        OUTREACH_KEY,
+        ("member_key",),
+        {
+            "tier_known": "outreach_tier IN (1, 2, 3)",
+            "priority_in_range": "outreach_priority_score BETWEEN 0 AND 100",
+            "something_due": "size(due_vaccines) > 0",
+            "tier_explained": "length(tier_reason) > 0",
+        },
+    ),
+]
+
+
+risk_checks = [
+    *[_key_check(table) for table in RISK_TABLES],
+    *[_rules_check(table, table.rules, dg.AssetCheckSeverity.ERROR) for table in RISK_TABLES],
+    champion_is_the_promoted_version,
+    *[_promotion_gate(gate) for gate in risk.PROMOTION_GATES],
+    high_risk_accuracy_parity,
+    daily_prediction_volume,
+    risk_score_mae_drift,
+]
