@@ -17,6 +17,7 @@ from healthcare_assets.assets.risk import (
     REGISTERED_RISK_MODEL_KEY,
     champion_version,
 )
+from healthcare_assets.catalog import gate_metadata
 from healthcare_assets.checks.quality import TableRules, _key_check, _rules_check
 from healthcare_assets.domain import risk
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
@@ -42,6 +43,7 @@ def _promotion_gate(gate: risk.Gate) -> dg.AssetChecksDefinition:
         asset=MEMBER_RISK_MODEL_KEY,
         name=gate.name,
         blocking=True,
+        metadata=gate_metadata(blocking=True),
         description=f"Promotion gate: {gate.metric} on held-out members must be {relation} {gate.threshold}.",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -63,6 +65,7 @@ def _promotion_gate(gate: risk.Gate) -> dg.AssetChecksDefinition:
 
 
 @dg.asset_check(
+    metadata=gate_metadata(blocking=False),
     asset=MEMBER_RISK_MODEL_KEY,
     description="Bias testing: high-risk accuracy per gender, region and age group; warns when a gender or region "
     f"group is more than {risk.MAX_GROUP_ACCURACY_GAP} below the overall accuracy.",
@@ -87,6 +90,7 @@ def high_risk_accuracy_parity(context: dg.AssetCheckExecutionContext) -> dg.Asse
 
 
 @dg.asset_check(
+    metadata=gate_metadata(blocking=True),
     asset=MEMBER_RISK_PREDICTIONS_KEY,
     blocking=True,
     description=f"Monitoring: every scored day holds at least {risk.MIN_DAILY_PREDICTIONS} predictions.",
@@ -112,6 +116,7 @@ def daily_prediction_volume(
 
 
 @dg.asset_check(
+    metadata=gate_metadata(blocking=True),
     asset=MEMBER_RISK_PREDICTIONS_KEY,
     blocking=True,
     description=f"Monitoring: risk-score MAE against each day's actuarial risk file stays <= {risk.MAX_MONITORED_MAE}.",
@@ -153,6 +158,7 @@ def risk_score_mae_drift(
 
 
 @dg.asset_check(
+    metadata=gate_metadata(blocking=True),
     asset=REGISTERED_RISK_MODEL_KEY,
     blocking=True,
     description="The registry's champion is the version this asset promoted (nothing moved the alias since).",
