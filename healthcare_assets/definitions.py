@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from healthcare_assets.assets import bronze, gold, landing, silver
+from healthcare_assets.assets import bronze, gold, landing, monitoring, silver
 from healthcare_assets.automation import jobs, sensors
-from healthcare_assets.checks import quality
+from healthcare_assets.checks import governance, quality
 from healthcare_assets.resources.build import build_resources
 from healthcare_assets.settings import Settings, load_settings
 
@@ -13,8 +13,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
     return dg.Definitions(
-        assets=[*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])],
-        asset_checks=quality.quality_checks,
+        assets=[*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold, monitoring])],
+        asset_checks=[*quality.quality_checks, *governance.governance_checks],
         jobs=jobs.jobs,
         schedules=jobs.build_schedules(settings.schedule_timezone),
         sensors=sensors.build_sensors(settings.landing_root),

@@ -1,0 +1,249 @@
+"""Monitoring: PSI of every claim feature per day against a reference window, and the composite drift score.
+
+PSI is computed from per-bin counts that Spark aggregates (exact reference quantiles for the numeric edges, then
+one grouped count per (day, feature, bin)); the table itself is never collected and never sampled.
+"""
+
+import json
+from datetime import date, timedelta
+
+import dagster as dg
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from healthcare_assets.assets.common import SPARK_DELTA, run_day_range
+from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY
+from healthcare_assets.domain import drift
+from healthcare_assets.domain.features import CLAIM_CATEGORICAL_FEATURES, CLAIM_NUMERIC_FEATURES, PROTECTED_ATTRIBUTES
+from healthcare_assets.partitions import daily_partitions, single_run_backfill
+from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
+from healthcare_assets.resources.lakehouse import LakehouseResource
+from healthcare_assets.transforms.drift import bin_counts, reference_edges
+
+PSI_METRICS_KEY = dg.AssetKey(["monitoring", "psi_metrics"])
+DRIFT_SUMMARY_KEY = dg.AssetKey(["monitoring", "drift_summary"])
+MONITORING_OWNERS = ["team:data-engineering", "team:fraud-ml"]
+
+MODEL_FEATURES = (*CLAIM_NUMERIC_FEATURES, *CLAIM_CATEGORICAL_FEATURES)
+# protected attributes that are not model features are monitored too: they feed the demographic drift
+MONITORED_CATEGORICAL = (*CLAIM_CATEGORICAL_FEATURES, *(a for a in PROTECTED_ATTRIBUTES if a not in MODEL_FEATURES))
+# the first days of history are the period the models train on
+DEFAULT_REFERENCE_DAYS = 7
+
+PSI_SCHEMA = T.StructType(
+    [
+        T.StructField(PARTITION_COLUMN, T.DateType()),
+        T.StructField("feature", T.StringType()),
+        T.StructField("feature_type", T.StringType()),
+        T.StructField("model_feature", T.BooleanType()),
+        T.StructField("protected_attribute", T.BooleanType()),
+        T.StructField("psi", T.DoubleType()),
+        T.StructField("status", T.StringType()),
+        T.StructField("reference_start", T.DateType()),
+        T.StructField("reference_end", T.DateType()),
+        T.StructField("reference_rows", T.LongType()),
+        T.StructField("current_rows", T.LongType()),
+        T.StructField("bins", T.StringType()),
+    ]
+)
+
+SUMMARY_SCHEMA = T.StructType(
+    [
+        T.StructField(PARTITION_COLUMN, T.DateType()),
+        T.StructField("statistical_drift", T.DoubleType()),
+        T.StructField("demographic_drift", T.DoubleType()),
+        T.StructField("performance_drift", T.DoubleType()),
+        T.StructField("performance_available", T.BooleanType()),
+        T.StructField("performance_metric", T.StringType()),
+        T.StructField("composite_score", T.DoubleType()),
+        T.StructField("status", T.StringType()),
+        T.StructField("features_monitored", T.LongType()),
+        T.StructField("worst_feature", T.StringType()),
+        T.StructField("worst_psi", T.DoubleType()),
+    ]
+)
+
+
+class PsiConfig(dg.Config):
+    reference_start: str | None = None  # yyyy-mm-dd; default: the first day of gold.claim_features
+    reference_days: int = DEFAULT_REFERENCE_DAYS
+    bins: int = drift.DEFAULT_BINS
+
+
+def _bins_json(result: drift.FeaturePSI) -> str:
+    layout = {"edges": list(result.edges)} if result.edges is not None else {"categories": list(result.categories)}
+    return json.dumps(
+        {
+            **layout,
+            "labels": list(result.bins),
+            "reference_counts": list(result.reference_counts),
+            "current_counts": list(result.current_counts),
+        }
+    )
+
+
+def _reference_window(claims: DataFrame, config: PsiConfig) -> tuple[date, date]:
+    if config.reference_days < 1:
+        raise dg.Failure(f"reference_days must be at least 1, got {config.reference_days}")
+    if config.reference_start:
+        start = date.fromisoformat(config.reference_start)
+    else:
+        start = claims.agg(F.min(PARTITION_COLUMN)).first()[0]
+        if start is None:
+            raise dg.Failure("gold.claim_features is empty: materialise at least one day of claims first")
+    return start, start + timedelta(days=config.reference_days - 1)
+
+
+@dg.asset(
+    key=PSI_METRICS_KEY,
+    deps=[CLAIM_FEATURES_KEY],
+    description="PSI of every claim feature (and protected attribute) per day against a reference window "
+    f"(default: the first {DEFAULT_REFERENCE_DAYS} days of gold.claim_features), with its status, both row counts "
+    "and the bins (edges or categories and counts per bin).",
+    group_name="monitoring",
+    kinds=SPARK_DELTA,
+    owners=MONITORING_OWNERS,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+)
+def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse: LakehouseResource) -> DataFrame:
+    storage = lakehouse.storage()
+    claims = storage.read(TableRef.from_path(CLAIM_FEATURES_KEY.path))
+    reference_start, reference_end = _reference_window(claims, config)
+    reference = claims.where(F.col(PARTITION_COLUMN).between(F.lit(reference_start), F.lit(reference_end)))
+    start, end = run_day_range(context)
+    current = claims.where(F.col(PARTITION_COLUMN).between(F.lit(start), F.lit(end)))
+
+    try:
+        edges = reference_edges(reference, CLAIM_NUMERIC_FEATURES, config.bins)
+    except ValueError as error:
+        raise dg.Failure(
+            f"reference window {reference_start}..{reference_end} of gold.claim_features has no rows to compare "
+            f"against ({error}); set reference_start to a window that has been materialised"
+        ) from error
+    [reference_counts] = bin_counts(reference, edges, MONITORED_CATEGORICAL, by_day=False).values()
+    current_counts = bin_counts(current, edges, MONITORED_CATEGORICAL, by_day=True)
+    context.log.info(
+        f"PSI of {len(edges) + len(MONITORED_CATEGORICAL)} features for {len(current_counts)} day(s) "
+        f"vs reference {reference_start}..{reference_end}"
+    )
+
+    rows, worst = [], {}
+    for day in sorted(current_counts):
+        for feature, kind in [*((f, "numeric") for f in edges), *((f, "categorical") for f in MONITORED_CATEGORICAL)]:
+            result = drift.feature_psi_from_counts(
+                feature, kind, reference_counts[feature], current_counts[day].get(feature, {}), edges=edges.get(feature)
+            )
+            rows.append(
+                (
+                    day,
+                    feature,
+                    kind,
+                    feature in MODEL_FEATURES,
+                    feature in PROTECTED_ATTRIBUTES,
+                    result.psi,
+                    result.status,
+                    reference_start,
+                    reference_end,
+                    result.reference_size,
+                    result.current_size,
+                    _bins_json(result),
+                )
+            )
+            if result.psi > worst.get(day, ("", -1.0))[1]:
+                worst[day] = (feature, result.psi)
+    missing_days = sorted({start + timedelta(days=i) for i in range((end - start).days + 1)} - set(current_counts))
+    if missing_days:
+        context.log.warning(f"no claim features for {', '.join(map(str, missing_days))}: no PSI for those days")
+    context.add_output_metadata(
+        {
+            "reference_window": f"{reference_start}..{reference_end}",
+            "features": len(edges) + len(MONITORED_CATEGORICAL),
+            "max_psi": max((psi for _, psi in worst.values()), default=0.0),
+            "worst_feature_per_day": dg.MetadataValue.json(
+                {str(day): {"feature": f, "psi": round(psi, 4)} for day, (f, psi) in sorted(worst.items())}
+            ),
+            "days_without_claims": dg.MetadataValue.json([str(d) for d in missing_days]),
+            "psi_warn": drift.PSI_WARN,
+            "psi_error": drift.PSI_ERROR,
+        }
+    )
+    return storage.spark.createDataFrame(rows, PSI_SCHEMA)
+
+
+class PerformanceConfig(dg.Config):
+    """The primary model metric on the reference window and now, once a model reports one (else 0 drift)."""
+
+    metric: str | None = None  # e.g. "roc_auc", "mae"
+    reference_value: float | None = None
+    current_value: float | None = None
+    higher_is_better: bool = True
+
+
+def drift_summary_rows(psi: pd.DataFrame, performance: PerformanceConfig) -> list[tuple]:
+    """One composite-drift row per day of the PSI metrics (pure: the asset below only reads and writes)."""
+    available = (
+        performance.metric is not None
+        and performance.reference_value is not None
+        and performance.current_value is not None
+    )
+    degradation = (
+        drift.relative_degradation(
+            performance.reference_value, performance.current_value, performance.higher_is_better
+        )
+        if available
+        else 0.0
+    )
+    rows = []
+    for day, day_psi in psi.groupby(PARTITION_COLUMN, sort=True):
+        model = day_psi[day_psi["model_feature"]]
+        protected = day_psi[day_psi["protected_attribute"]]
+        score = drift.composite_drift(model["psi"].tolist(), protected["psi"].tolist(), degradation)
+        worst = day_psi.loc[day_psi["psi"].idxmax()]
+        rows.append(
+            (
+                day,
+                score.statistical,
+                score.demographic,
+                score.performance,
+                available,
+                performance.metric if available else None,
+                score.score,
+                score.status,
+                len(day_psi),
+                str(worst["feature"]),
+                float(worst["psi"]),
+            )
+        )
+    return rows
+
+
+@dg.asset(
+    key=DRIFT_SUMMARY_KEY,
+    ins={"psi": dg.AssetIn(PSI_METRICS_KEY)},
+    description="Composite drift score per day: 0.4 statistical (mean PSI of the model features) + 0.3 demographic "
+    "(max PSI of the protected attributes) + 0.3 performance (relative degradation of the primary metric, 0 with "
+    "performance_available=false until a model reports one).",
+    group_name="monitoring",
+    kinds=SPARK_DELTA,
+    owners=MONITORING_OWNERS,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+)
+def drift_summary(
+    context: dg.AssetExecutionContext, config: PerformanceConfig, lakehouse: LakehouseResource, psi: DataFrame
+) -> DataFrame:
+    # days x features rows: small enough to summarise on the driver
+    rows = drift_summary_rows(psi.toPandas(), config)
+    if not rows:
+        context.log.warning("no PSI metrics for the run's days: no drift summary")
+    context.add_output_metadata(
+        {
+            "max_composite_score": max((row[6] for row in rows), default=0.0),
+            "composite_error": drift.COMPOSITE_ERROR,
+            "performance_available": bool(rows and rows[0][4]),
+        }
+    )
+    return lakehouse.storage().spark.createDataFrame(rows, SUMMARY_SCHEMA)

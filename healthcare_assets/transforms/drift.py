@@ -1,0 +1,61 @@
+"""Per-bin counts for PSI, aggregated in Spark: only quantiles and (day, feature, bin) counts reach the driver."""
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import date
+from functools import reduce
+
+import numpy as np
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from healthcare_assets.domain.drift import MISSING, quantile_levels
+from healthcare_assets.resources.delta import PARTITION_COLUMN
+
+BinCounts = dict[str, dict[str | int, int]]  # feature -> bin key -> rows
+
+
+def reference_edges(reference: DataFrame, numeric_features: Sequence[str], bins: int) -> dict[str, list[float]]:
+    """Inner bin edges per numeric feature: the reference window's exact quantiles, duplicates removed."""
+    if not numeric_features:
+        return {}
+    levels = quantile_levels(bins)
+    row = reference.agg(
+        *[F.percentile(F.col(f).cast("double"), levels).alias(f) for f in numeric_features]
+    ).first()
+    edges = {}
+    for feature in numeric_features:
+        values = row[feature] if row is not None else None
+        if not values or all(v is None for v in values):
+            raise ValueError(f"{feature}: the reference window has no values")
+        edges[feature] = np.unique(np.asarray(values, dtype=float)).tolist()
+    return edges
+
+
+def _numeric_bin(column: Column, edges: Sequence[float]) -> Column:
+    # right-closed bins (e_{i-1}, e_i]: the bin index is the number of inner edges below the value
+    index = reduce(lambda total, edge: total + (column > F.lit(edge)).cast("int"), edges, F.lit(0))
+    return F.when(column.isNull(), F.lit(MISSING)).otherwise(index.cast("string"))
+
+
+def bin_counts(
+    frame: DataFrame, edges: Mapping[str, Sequence[float]], categorical_features: Sequence[str], by_day: bool
+) -> dict[date | None, BinCounts]:
+    """Rows per bin of every feature, per day (`by_day`) or over the whole frame (key None), in one Spark job."""
+    bins = [
+        F.struct(F.lit(f).alias("feature"), _numeric_bin(F.col(f).cast("double"), e).alias("bin"))
+        for f, e in edges.items()
+    ] + [
+        F.struct(F.lit(f).alias("feature"), F.coalesce(F.col(f).cast("string"), F.lit(MISSING)).alias("bin"))
+        for f in categorical_features
+    ]
+    keys = [PARTITION_COLUMN] if by_day else []
+    stacked = frame.select(*keys, F.explode(F.array(*bins)).alias("b")).select(*keys, "b.feature", "b.bin")
+    counts: dict[date | None, BinCounts] = defaultdict(lambda: defaultdict(dict))
+    for row in stacked.groupBy(*keys, "feature", "bin").count().collect():
+        day = row[PARTITION_COLUMN] if by_day else None
+        key: str | int = row["bin"]
+        if row["feature"] in edges and key != MISSING:
+            key = int(key)
+        counts[day][row["feature"]][key] = int(row["count"])
+    return {day: dict(per_feature) for day, per_feature in counts.items()}
