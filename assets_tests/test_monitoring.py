@@ -71,7 +71,9 @@ def _psi_rows(day: date, model_psis: list[float], protected_psis: list[float]) -
         {"ingest_date": day, "feature": f"p{i}", "psi": p, "model_feature": i == 0, "protected_attribute": True}
         for i, p in enumerate(protected_psis)
     ]
-    return pd.DataFrame(rows)
+    # a feature still warming up (not gated) is left out of the composite, however high its PSI
+    rows.append({"ingest_date": day, "feature": "h", "psi": 9.0, "model_feature": True, "protected_attribute": False})
+    return pd.DataFrame(rows).assign(gated=lambda frame: frame["feature"] != "h")
 
 
 def test_drift_summary_without_a_performance_metric_reports_zero_performance_drift():
@@ -88,8 +90,8 @@ def test_drift_summary_without_a_performance_metric_reports_zero_performance_dri
 
 def test_drift_summary_with_a_degraded_metric_adds_performance_drift():
     psi = _psi_rows(DAY0, [0.2, 0.2], [0.2])
-    config = PerformanceConfig(metric="roc_auc", reference_value=0.9, current_value=0.45)
+    config = PerformanceConfig(metric="roc_auc", reference_value=0.9, current_value=0.3)
     [row] = drift_summary_rows(psi, config)
-    assert row[3] == pytest.approx(0.5) and row[4] is True and row[5] == "roc_auc"
-    expected = drift.composite_drift([0.2, 0.2, 0.2], [0.2], 0.5)
+    assert row[3] == pytest.approx(2 / 3) and row[4] is True and row[5] == "roc_auc"
+    expected = drift.composite_drift([0.2, 0.2, 0.2], [0.2], 2 / 3)
     assert row[6] == pytest.approx(expected.score) and row[7] == drift.ERROR

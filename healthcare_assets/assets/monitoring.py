@@ -21,6 +21,7 @@ from healthcare_assets.partitions import daily_partitions, single_run_backfill
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.transforms.drift import bin_counts, reference_edges
+from healthcare_assets.transforms.gold import CLAIM_HISTORY_DAYS
 
 PSI_METRICS_KEY = dg.AssetKey(["monitoring", "psi_metrics"])
 DRIFT_SUMMARY_KEY = dg.AssetKey(["monitoring", "drift_summary"])
@@ -31,6 +32,10 @@ MODEL_FEATURES = (*CLAIM_NUMERIC_FEATURES, *CLAIM_CATEGORICAL_FEATURES)
 MONITORED_CATEGORICAL = (*CLAIM_CATEGORICAL_FEATURES, *(a for a in PROTECTED_ATTRIBUTES if a not in MODEL_FEATURES))
 # the first days of history are the period the models train on
 DEFAULT_REFERENCE_DAYS = 7
+# Features aggregated over the member's trailing claim history grow with the history itself until the history
+# window is full (a year after the first claim day): they are reported, but gated (PSI gate, composite score)
+# only once the reference window starts a full history window after the first claim day.
+TRAILING_HISTORY_FEATURES = ("days_since_last_claim", "num_previous_claims", "average_claim_amount")
 
 PSI_SCHEMA = T.StructType(
     [
@@ -39,6 +44,7 @@ PSI_SCHEMA = T.StructType(
         T.StructField("feature_type", T.StringType()),
         T.StructField("model_feature", T.BooleanType()),
         T.StructField("protected_attribute", T.BooleanType()),
+        T.StructField("gated", T.BooleanType()),
         T.StructField("psi", T.DoubleType()),
         T.StructField("status", T.StringType()),
         T.StructField("reference_start", T.DateType()),
@@ -84,16 +90,16 @@ def _bins_json(result: drift.FeaturePSI) -> str:
     )
 
 
-def _reference_window(claims: DataFrame, config: PsiConfig) -> tuple[date, date]:
+def _reference_window(first_day: date, config: PsiConfig) -> tuple[date, date]:
     if config.reference_days < 1:
         raise dg.Failure(f"reference_days must be at least 1, got {config.reference_days}")
-    if config.reference_start:
-        start = date.fromisoformat(config.reference_start)
-    else:
-        start = claims.agg(F.min(PARTITION_COLUMN)).first()[0]
-        if start is None:
-            raise dg.Failure("gold.claim_features is empty: materialise at least one day of claims first")
+    start = date.fromisoformat(config.reference_start) if config.reference_start else first_day
     return start, start + timedelta(days=config.reference_days - 1)
+
+
+def history_features_gated(first_day: date, reference_start: date) -> bool:
+    """Whether the trailing-history features are comparable: the reference starts after a full history window."""
+    return reference_start >= first_day + timedelta(days=CLAIM_HISTORY_DAYS)
 
 
 @dg.asset(
@@ -111,7 +117,16 @@ def _reference_window(claims: DataFrame, config: PsiConfig) -> tuple[date, date]
 def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse: LakehouseResource) -> DataFrame:
     storage = lakehouse.storage()
     claims = storage.read(TableRef.from_path(CLAIM_FEATURES_KEY.path))
-    reference_start, reference_end = _reference_window(claims, config)
+    first_day = claims.agg(F.min(PARTITION_COLUMN)).first()[0]
+    if first_day is None:
+        raise dg.Failure("gold.claim_features is empty: materialise at least one day of claims first")
+    reference_start, reference_end = _reference_window(first_day, config)
+    history_gated = history_features_gated(first_day, reference_start)
+    if not history_gated:
+        context.log.info(
+            f"{', '.join(TRAILING_HISTORY_FEATURES)}: reported but not gated until the reference window starts "
+            f"{CLAIM_HISTORY_DAYS} days after the first claim day {first_day}"
+        )
     reference = claims.where(F.col(PARTITION_COLUMN).between(F.lit(reference_start), F.lit(reference_end)))
     start, end = run_day_range(context)
     current = claims.where(F.col(PARTITION_COLUMN).between(F.lit(start), F.lit(end)))
@@ -136,6 +151,7 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
             result = drift.feature_psi_from_counts(
                 feature, kind, reference_counts[feature], current_counts[day].get(feature, {}), edges=edges.get(feature)
             )
+            gated = history_gated or feature not in TRAILING_HISTORY_FEATURES
             rows.append(
                 (
                     day,
@@ -143,6 +159,7 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
                     kind,
                     feature in MODEL_FEATURES,
                     feature in PROTECTED_ATTRIBUTES,
+                    gated,
                     result.psi,
                     result.status,
                     reference_start,
@@ -152,7 +169,7 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
                     _bins_json(result),
                 )
             )
-            if result.psi > worst.get(day, ("", -1.0))[1]:
+            if gated and result.psi > worst.get(day, ("", -1.0))[1]:
                 worst[day] = (feature, result.psi)
     missing_days = sorted({start + timedelta(days=i) for i in range((end - start).days + 1)} - set(current_counts))
     if missing_days:
@@ -161,11 +178,12 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
         {
             "reference_window": f"{reference_start}..{reference_end}",
             "features": len(edges) + len(MONITORED_CATEGORICAL),
-            "max_psi": max((psi for _, psi in worst.values()), default=0.0),
-            "worst_feature_per_day": dg.MetadataValue.json(
+            "max_gated_psi": max((psi for _, psi in worst.values()), default=0.0),
+            "worst_gated_feature_per_day": dg.MetadataValue.json(
                 {str(day): {"feature": f, "psi": round(psi, 4)} for day, (f, psi) in sorted(worst.items())}
             ),
             "days_without_claims": dg.MetadataValue.json([str(d) for d in missing_days]),
+            "history_features_gated": history_gated,
             "psi_warn": drift.PSI_WARN,
             "psi_error": drift.PSI_ERROR,
         }
@@ -190,14 +208,12 @@ def drift_summary_rows(psi: pd.DataFrame, performance: PerformanceConfig) -> lis
         and performance.current_value is not None
     )
     degradation = (
-        drift.relative_degradation(
-            performance.reference_value, performance.current_value, performance.higher_is_better
-        )
+        drift.relative_degradation(performance.reference_value, performance.current_value, performance.higher_is_better)
         if available
         else 0.0
     )
     rows = []
-    for day, day_psi in psi.groupby(PARTITION_COLUMN, sort=True):
+    for day, day_psi in psi[psi["gated"]].groupby(PARTITION_COLUMN, sort=True):
         model = day_psi[day_psi["model_feature"]]
         protected = day_psi[day_psi["protected_attribute"]]
         score = drift.composite_drift(model["psi"].tolist(), protected["psi"].tolist(), degradation)

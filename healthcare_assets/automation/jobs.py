@@ -85,6 +85,18 @@ def _day_request(context: dg.ScheduleEvaluationContext, schedule: str, run_key: 
     )
 
 
+def _range_request(schedule: str, start: date, end: date, run_key: str | None = None) -> dg.RunRequest:
+    # a partition range by tags: valid before the fairness job's assets (and so its partitioning) exist
+    return dg.RunRequest(
+        run_key=run_key,
+        tags={
+            SCHEDULE_TAG: schedule,
+            "dagster/asset_partition_range_start": start.isoformat(),
+            "dagster/asset_partition_range_end": end.isoformat(),
+        },
+    )
+
+
 def build_monitoring_schedules(timezone: str = "UTC") -> list[dg.ScheduleDefinition]:
     """Drift monitoring at 06:00 and every 6 h; fraud fairness every 4 h and a weekly audit (Mondays 07:00)."""
 
@@ -124,7 +136,8 @@ def build_monitoring_schedules(timezone: str = "UTC") -> list[dg.ScheduleDefinit
         description="Every 4 h: fairness of the fraud scores of the newest ended day.",
     )
     def fraud_fairness_schedule(context: dg.ScheduleEvaluationContext):
-        return _day_request(context, "fraud_fairness", None)
+        day = last_complete_day(context.scheduled_execution_time)
+        return _range_request("fraud_fairness", day, day)
 
     @dg.schedule(
         name="weekly_fairness_audit_schedule",
@@ -136,14 +149,7 @@ def build_monitoring_schedules(timezone: str = "UTC") -> list[dg.ScheduleDefinit
     def weekly_fairness_audit_schedule(context: dg.ScheduleEvaluationContext):
         end = last_complete_day(context.scheduled_execution_time)
         start = end - timedelta(days=6)
-        return dg.RunRequest(
-            run_key=f"fairness-audit-{start.isoformat()}",
-            tags={
-                SCHEDULE_TAG: "weekly_fairness_audit",
-                "dagster/asset_partition_range_start": start.isoformat(),
-                "dagster/asset_partition_range_end": end.isoformat(),
-            },
-        )
+        return _range_request("weekly_fairness_audit", start, end, run_key=f"fairness-audit-{start.isoformat()}")
 
     return [monitoring_schedule, drift_monitoring_schedule, fraud_fairness_schedule, weekly_fairness_audit_schedule]
 

@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from healthcare_assets.domain.drift import MISSING, quantile_levels
 from healthcare_assets.resources.delta import PARTITION_COLUMN
 
+_SEPARATOR = "\x1f"  # the ASCII unit separator: never part of a feature name or category
 BinCounts = dict[str, dict[str | int, int]]  # feature -> bin key -> rows
 
 
@@ -20,9 +21,7 @@ def reference_edges(reference: DataFrame, numeric_features: Sequence[str], bins:
     if not numeric_features:
         return {}
     levels = quantile_levels(bins)
-    row = reference.agg(
-        *[F.percentile(F.col(f).cast("double"), levels).alias(f) for f in numeric_features]
-    ).first()
+    row = reference.agg(*[F.percentile(F.col(f).cast("double"), levels).alias(f) for f in numeric_features]).first()
     edges = {}
     for feature in numeric_features:
         values = row[feature] if row is not None else None
@@ -42,20 +41,16 @@ def bin_counts(
     frame: DataFrame, edges: Mapping[str, Sequence[float]], categorical_features: Sequence[str], by_day: bool
 ) -> dict[date | None, BinCounts]:
     """Rows per bin of every feature, per day (`by_day`) or over the whole frame (key None), in one Spark job."""
-    bins = [
-        F.struct(F.lit(f).alias("feature"), _numeric_bin(F.col(f).cast("double"), e).alias("bin"))
-        for f, e in edges.items()
-    ] + [
-        F.struct(F.lit(f).alias("feature"), F.coalesce(F.col(f).cast("string"), F.lit(MISSING)).alias("bin"))
-        for f in categorical_features
-    ]
+    labels = {f: _numeric_bin(F.col(f).cast("double"), e) for f, e in edges.items()}
+    labels |= {f: F.coalesce(F.col(f).cast("string"), F.lit(MISSING)) for f in categorical_features}
+    # one "feature<SEP>bin" string per feature and row, exploded and counted in one job; plain strings, because
+    # Sail rejects an array of structs whose fields differ in nullability
+    pairs = F.array(*[F.concat_ws(_SEPARATOR, F.lit(f), label) for f, label in labels.items()])
     keys = [PARTITION_COLUMN] if by_day else []
-    stacked = frame.select(*keys, F.explode(F.array(*bins)).alias("b")).select(*keys, "b.feature", "b.bin")
+    stacked = frame.select(*keys, F.explode(pairs).alias("feature_bin"))
     counts: dict[date | None, BinCounts] = defaultdict(lambda: defaultdict(dict))
-    for row in stacked.groupBy(*keys, "feature", "bin").count().collect():
+    for row in stacked.groupBy(*keys, "feature_bin").count().collect():
         day = row[PARTITION_COLUMN] if by_day else None
-        key: str | int = row["bin"]
-        if row["feature"] in edges and key != MISSING:
-            key = int(key)
-        counts[day][row["feature"]][key] = int(row["count"])
+        feature, key = row["feature_bin"].split(_SEPARATOR, 1)
+        counts[day][feature][int(key) if feature in edges and key != MISSING else key] = int(row["count"])
     return {day: dict(per_feature) for day, per_feature in counts.items()}
