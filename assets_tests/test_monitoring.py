@@ -95,3 +95,9 @@ def test_drift_summary_with_a_degraded_metric_adds_performance_drift():
     assert row[3] == pytest.approx(2 / 3) and row[4] is True and row[5] == "roc_auc"
     expected = drift.composite_drift([0.2, 0.2, 0.2], [0.2], 2 / 3)
     assert row[6] == pytest.approx(expected.score) and row[7] == drift.ERROR
+
+
+def test_a_day_without_gated_features_is_insufficient_data_not_zero_drift():
+    psi = _psi_rows(DAY0, [0.5], []).assign(gated=False)
+    [row] = drift_summary_rows(psi, PerformanceConfig())
+    assert row[7] == drift.INSUFFICIENT_DATA and row[6] is None and row[1] is None

@@ -76,6 +76,7 @@ class PsiConfig(dg.Config):
     reference_start: str | None = None  # yyyy-mm-dd; default: the first day of gold.claim_features
     reference_days: int = DEFAULT_REFERENCE_DAYS
     bins: int = drift.DEFAULT_BINS
+    min_gated_rows: int = drift.MIN_GATED_ROWS  # smaller reference or current windows are reported, not gated
 
 
 def _bins_json(result: drift.FeaturePSI) -> str:
@@ -151,7 +152,9 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
             result = drift.feature_psi_from_counts(
                 feature, kind, reference_counts[feature], current_counts[day].get(feature, {}), edges=edges.get(feature)
             )
-            gated = history_gated or feature not in TRAILING_HISTORY_FEATURES
+            gated = (history_gated or feature not in TRAILING_HISTORY_FEATURES) and min(
+                result.reference_size, result.current_size
+            ) >= config.min_gated_rows
             rows.append(
                 (
                     day,
@@ -184,6 +187,7 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
             ),
             "days_without_claims": dg.MetadataValue.json([str(d) for d in missing_days]),
             "history_features_gated": history_gated,
+            "min_gated_rows": config.min_gated_rows,
             "psi_warn": drift.PSI_WARN,
             "psi_error": drift.PSI_ERROR,
         }
@@ -213,8 +217,12 @@ def drift_summary_rows(psi: pd.DataFrame, performance: PerformanceConfig) -> lis
         else 0.0
     )
     rows = []
-    for day, day_psi in psi[psi["gated"]].groupby(PARTITION_COLUMN, sort=True):
+    for day, all_psi in psi.groupby(PARTITION_COLUMN, sort=True):
+        day_psi = all_psi[all_psi["gated"]]
         model = day_psi[day_psi["model_feature"]]
+        if model.empty:  # too few rows that day: reported as such, never scored as "no drift"
+            rows.append((day, None, None, None, available, None, None, drift.INSUFFICIENT_DATA, 0, None, None))
+            continue
         protected = day_psi[day_psi["protected_attribute"]]
         score = drift.composite_drift(model["psi"].tolist(), protected["psi"].tolist(), degradation)
         worst = day_psi.loc[day_psi["psi"].idxmax()]
@@ -257,7 +265,8 @@ def drift_summary(
         context.log.warning("no PSI metrics for the run's days: no drift summary")
     context.add_output_metadata(
         {
-            "max_composite_score": max((row[6] for row in rows), default=0.0),
+            "max_composite_score": max((row[6] for row in rows if row[6] is not None), default=0.0),
+            "days_insufficient_data": sum(row[7] == drift.INSUFFICIENT_DATA for row in rows),
             "composite_error": drift.COMPOSITE_ERROR,
             "performance_available": bool(rows and rows[0][4]),
         }

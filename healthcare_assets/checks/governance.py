@@ -20,14 +20,19 @@ from healthcare_assets.resources.lakehouse import LakehouseResource
 WORST_SHOWN = 5
 
 
-def _rows(
-    context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource, key: dg.AssetKey, order: str, where=None
-):
+def _rows(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource, key: dg.AssetKey, order: str):
+    """The stored rows of the run's days (every day outside a partitioned run), largest `order` first."""
     days = run_days_if_partitioned(context)
     frame = lakehouse.storage().read(TableRef.from_path(key.path), *((days[0], days[-1]) if days else ()))
-    if where is not None:
-        frame = frame.where(where)
     return frame.orderBy(F.col(order).desc()).collect()
+
+
+def _psi_description(stored: list, gated: list) -> str | None:
+    if not stored:
+        return "no PSI metrics stored for the run's days"
+    if not gated:
+        return "no gated PSI: every window had too few rows or its features are still warming up"
+    return None
 
 
 def _psi_check(name: str, threshold: float, severity: dg.AssetCheckSeverity) -> dg.AssetChecksDefinition:
@@ -38,17 +43,19 @@ def _psi_check(name: str, threshold: float, severity: dg.AssetCheckSeverity) -> 
         "reference window is recorded in each row; trailing-history features are gated once their history is full).",
     )
     def _check(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-        rows = _rows(context, lakehouse, PSI_METRICS_KEY, "psi", where=F.col("gated"))
+        stored = _rows(context, lakehouse, PSI_METRICS_KEY, "psi")
+        rows = [r for r in stored if r["gated"]]
         over = [r for r in rows if r["psi"] >= threshold]
         worst = [
             {"day": str(r[PARTITION_COLUMN]), "feature": r["feature"], "psi": round(r["psi"], 4)}
             for r in rows[:WORST_SHOWN]
         ]
         return dg.AssetCheckResult(
-            passed=bool(rows) and not over,
+            passed=bool(stored) and not over,
             severity=severity,
-            description=None if rows else "no PSI metrics stored for the run's days",
+            description=_psi_description(stored, rows),
             metadata={
+                "ungated_rows": len(stored) - len(rows),
                 "max_psi": float(rows[0]["psi"]) if rows else 0.0,
                 "threshold": threshold,
                 "features_over_threshold": len(over),
@@ -74,13 +81,15 @@ psi_early_warning = _psi_check("psi_early_warning", drift.PSI_WARN, dg.AssetChec
 def composite_drift_within_limit(
     context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource
 ) -> dg.AssetCheckResult:
-    rows = _rows(context, lakehouse, DRIFT_SUMMARY_KEY, "composite_score")
+    stored = _rows(context, lakehouse, DRIFT_SUMMARY_KEY, "composite_score")
+    rows = [r for r in stored if r["composite_score"] is not None]
     over = [r for r in rows if r["composite_score"] > drift.COMPOSITE_ERROR]
     return dg.AssetCheckResult(
-        passed=bool(rows) and not over,
+        passed=bool(stored) and not over,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=None if rows else "no drift summary stored for the run's days",
+        description=None if stored else "no drift summary stored for the run's days",
         metadata={
+            "days_insufficient_data": len(stored) - len(rows),
             "max_composite_score": float(rows[0]["composite_score"]) if rows else 0.0,
             "threshold": drift.COMPOSITE_ERROR,
             "days_over_threshold": len(over),

@@ -42,6 +42,9 @@ PSI_ERROR = 0.2
 DEFAULT_BINS = 10
 EPSILON = 1e-4
 COMPOSITE_ERROR = 0.3
+# A window smaller than this is reported but not gated: sampling noise alone adds about (bins - 1) / rows to PSI,
+# i.e. the WARN threshold for ten bins at ~100 rows.
+MIN_GATED_ROWS = 200
 W_STATISTICAL = 0.4
 W_DEMOGRAPHIC = 0.3
 W_PERFORMANCE = 0.3
@@ -49,6 +52,7 @@ W_PERFORMANCE = 0.3
 OK = "OK"
 WARN = "WARN"
 ERROR = "ERROR"
+INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
 
 UNSEEN = "<unseen>"
 MISSING = "<missing>"
