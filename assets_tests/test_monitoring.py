@@ -56,10 +56,16 @@ def test_spark_bin_counts_give_the_same_psi_as_the_pandas_implementation(spark):
     assert len(edges["stay"]) < 9  # duplicate quantiles dropped
 
 
-def test_reference_without_values_is_a_clear_error(spark):
-    frame = spark.createDataFrame(pd.DataFrame({"amount": [None, None]}, dtype=float))
-    with pytest.raises(ValueError, match="amount: the reference window has no values"):
-        reference_edges(frame, ["amount"], bins=10)
+def test_a_feature_without_reference_values_gets_one_bin_and_tracks_the_missing_share(spark):
+    reference = spark.createDataFrame(pd.DataFrame({"ingest_date": DAY0, "amount": [None] * 4}, dtype=object))
+    reference = reference.selectExpr("ingest_date", "CAST(amount AS double) AS amount")
+    edges = reference_edges(reference, ["amount"], bins=10)
+    assert edges == {"amount": []}
+    [ref_counts] = bin_counts(reference, edges, [], by_day=False).values()
+    current = {0: 3, drift.MISSING: 1}
+    result = drift.feature_psi_from_counts("amount", "numeric", ref_counts["amount"], current, edges=[])
+    assert result.bins == ("(-inf, inf]", drift.MISSING) and result.reference_counts == (0, 4)
+    assert result.status == drift.ERROR  # values appeared where the reference had none
 
 
 def _psi_rows(day: date, model_psis: list[float], protected_psis: list[float]) -> pd.DataFrame:

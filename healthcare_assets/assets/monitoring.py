@@ -132,14 +132,14 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
     start, end = run_day_range(context)
     current = claims.where(F.col(PARTITION_COLUMN).between(F.lit(start), F.lit(end)))
 
-    try:
-        edges = reference_edges(reference, CLAIM_NUMERIC_FEATURES, config.bins)
-    except ValueError as error:
+    edges = reference_edges(reference, CLAIM_NUMERIC_FEATURES, config.bins)
+    reference_by_window = bin_counts(reference, edges, MONITORED_CATEGORICAL, by_day=False)
+    if not reference_by_window:
         raise dg.Failure(
             f"reference window {reference_start}..{reference_end} of gold.claim_features has no rows to compare "
-            f"against ({error}); set reference_start to a window that has been materialised"
-        ) from error
-    [reference_counts] = bin_counts(reference, edges, MONITORED_CATEGORICAL, by_day=False).values()
+            "against: set reference_start (run config) to a window that has been materialised"
+        )
+    reference_counts = reference_by_window[None]
     current_counts = bin_counts(current, edges, MONITORED_CATEGORICAL, by_day=True)
     context.log.info(
         f"PSI of {len(edges) + len(MONITORED_CATEGORICAL)} features for {len(current_counts)} day(s) "

@@ -17,16 +17,16 @@ BinCounts = dict[str, dict[str | int, int]]  # feature -> bin key -> rows
 
 
 def reference_edges(reference: DataFrame, numeric_features: Sequence[str], bins: int) -> dict[str, list[float]]:
-    """Inner bin edges per numeric feature: the reference window's exact quantiles, duplicates removed."""
+    """Inner bin edges per numeric feature: the reference window's exact quantiles, duplicates removed (none for a
+    feature without values)."""
     if not numeric_features:
         return {}
     levels = quantile_levels(bins)
     row = reference.agg(*[F.percentile(F.col(f).cast("double"), levels).alias(f) for f in numeric_features]).first()
     edges = {}
     for feature in numeric_features:
-        values = row[feature] if row is not None else None
-        if not values or all(v is None for v in values):
-            raise ValueError(f"{feature}: the reference window has no values")
+        values = [v for v in (row[feature] or []) if v is not None] if row is not None else []
+        # no values at all: one bin for every value plus the missing bin, so PSI tracks the missing share
         edges[feature] = np.unique(np.asarray(values, dtype=float)).tolist()
     return edges
 
