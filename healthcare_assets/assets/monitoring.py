@@ -80,7 +80,9 @@ class PsiConfig(dg.Config):
 
 
 def _bins_json(result: drift.FeaturePSI) -> str:
-    layout = {"edges": list(result.edges)} if result.edges is not None else {"categories": list(result.categories)}
+    layout = (
+        {"edges": list(result.edges)} if result.edges is not None else {"categories": list(result.categories or ())}
+    )
     return json.dumps(
         {
             **layout,
@@ -146,8 +148,9 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
         f"vs reference {reference_start}..{reference_end}"
     )
 
-    rows, worst = [], {}
-    for day in sorted(current_counts):
+    rows: list[tuple] = []
+    worst: dict[date, tuple[str, float]] = {}
+    for day in sorted(d for d in current_counts if d is not None):
         for feature, kind in [*((f, "numeric") for f in edges), *((f, "categorical") for f in MONITORED_CATEGORICAL)]:
             result = drift.feature_psi_from_counts(
                 feature, kind, reference_counts[feature], current_counts[day].get(feature, {}), edges=edges.get(feature)
@@ -206,17 +209,12 @@ class PerformanceConfig(dg.Config):
 
 def drift_summary_rows(psi: pd.DataFrame, performance: PerformanceConfig) -> list[tuple]:
     """One composite-drift row per day of the PSI metrics (pure: the asset below only reads and writes)."""
-    available = (
-        performance.metric is not None
-        and performance.reference_value is not None
-        and performance.current_value is not None
-    )
-    degradation = (
-        drift.relative_degradation(performance.reference_value, performance.current_value, performance.higher_is_better)
-        if available
-        else 0.0
-    )
-    rows = []
+    reference, current = performance.reference_value, performance.current_value
+    available = performance.metric is not None and reference is not None and current is not None
+    degradation = 0.0
+    if reference is not None and current is not None and available:
+        degradation = drift.relative_degradation(reference, current, performance.higher_is_better)
+    rows: list[tuple] = []
     for day, all_psi in psi.groupby(PARTITION_COLUMN, sort=True):
         day_psi = all_psi[all_psi["gated"]]
         model = day_psi[day_psi["model_feature"]]

@@ -121,14 +121,14 @@ def build_monitoring_schedules(timezone: str = "UTC") -> list[dg.ScheduleDefinit
         "its PSI metrics were computed (late or re-run data); otherwise skips, so one drift does not retrain twice.",
     )
     def drift_monitoring_schedule(context: dg.ScheduleEvaluationContext):
-        request = _day_request(context, "drift_monitoring", None)
-        features = _latest_materialization_id(context.instance, CLAIM_FEATURES_KEY, request.partition_key)
-        monitored = _latest_materialization_id(context.instance, PSI_METRICS_KEY, request.partition_key)
+        day = last_complete_day(context.scheduled_execution_time).isoformat()
+        features = _latest_materialization_id(context.instance, CLAIM_FEATURES_KEY, day)
+        monitored = _latest_materialization_id(context.instance, PSI_METRICS_KEY, day)
         if features is None:
-            return dg.SkipReason(f"gold/claim_features has no partition {request.partition_key} yet")
+            return dg.SkipReason(f"gold/claim_features has no partition {day} yet")
         if monitored is not None and monitored > features:
-            return dg.SkipReason(f"drift of {request.partition_key} is up to date with its claim features")
-        return request
+            return dg.SkipReason(f"drift of {day} is up to date with its claim features")
+        return _day_request(context, "drift_monitoring", None)
 
     @dg.schedule(
         name="fraud_fairness_schedule",
