@@ -7,7 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from healthcare_assets.automation.jobs import daily_pipeline_job, last_complete_day
+from healthcare_assets.automation.jobs import daily_pipeline_job, last_complete_day, model_retraining_job
+from healthcare_assets.checks.governance import RETRAINING_GATES
 from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.partitions import PARTITIONS_START
 from healthcare_assets.resources.alerts import Alert, AlertsResource
@@ -197,5 +198,9 @@ def build_drift_sensor(
 
 
 def build_sensors(landing_root: str) -> list[dg.SensorDefinition]:
-    """The sensors every environment has; drift sensors are added where their checks are defined."""
-    return [run_failure_alert, build_landing_sensor(landing_root)]
+    """The sensors every environment has, including retraining on a failed composite drift gate."""
+    return [
+        run_failure_alert,
+        build_landing_sensor(landing_root),
+        build_drift_sensor(RETRAINING_GATES, retrain_job_name=model_retraining_job.name),
+    ]

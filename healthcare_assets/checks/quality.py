@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
 from healthcare_assets.assets.common import run_days_if_partitioned
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY, MEMBER_FEATURES_KEY
+from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_KEY
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
 from healthcare_assets.catalog import gate_metadata
 from healthcare_assets.domain.sources import SOURCES
@@ -99,6 +100,8 @@ TABLE_RULES = [
             "member_enrolled": "patient_gender IS NOT NULL AND geographic_region IS NOT NULL",
         },
     ),
+    TableRules(PSI_METRICS_KEY, (PARTITION_COLUMN, "feature")),
+    TableRules(DRIFT_SUMMARY_KEY, (PARTITION_COLUMN,)),
     TableRules(
         MEMBER_FEATURES_KEY,
         ("member_key",),

@@ -42,6 +42,9 @@ PSI_ERROR = 0.2
 DEFAULT_BINS = 10
 EPSILON = 1e-4
 COMPOSITE_ERROR = 0.3
+# A window smaller than this is reported but not gated: sampling noise alone adds about (bins - 1) / rows to PSI,
+# i.e. the WARN threshold for ten bins at ~100 rows.
+MIN_GATED_ROWS = 200
 W_STATISTICAL = 0.4
 W_DEMOGRAPHIC = 0.3
 W_PERFORMANCE = 0.3
@@ -49,6 +52,7 @@ W_PERFORMANCE = 0.3
 OK = "OK"
 WARN = "WARN"
 ERROR = "ERROR"
+INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
 
 UNSEEN = "<unseen>"
 MISSING = "<missing>"
@@ -88,14 +92,24 @@ def population_stability_index(reference_counts: Sequence[int], current_counts: 
     return float(np.sum((c - r) * np.log(c / r)))
 
 
+def numeric_bin_labels(edges: Sequence[float]) -> list[str]:
+    """Labels of the right-closed bins between open-ended outer bounds and the inner edges, plus MISSING."""
+    bounds = [-np.inf, *edges, np.inf]
+    return [f"({lo:g}, {hi:g}]" for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)] + [MISSING]
+
+
+def quantile_levels(bins: int = DEFAULT_BINS) -> list[float]:
+    """The reference quantiles whose (deduplicated) values are the inner edges of the numeric bins."""
+    return np.linspace(0, 1, bins + 1)[1:-1].tolist()
+
+
 def _numeric_bins(reference: pd.Series, current: pd.Series, bins: int) -> tuple[np.ndarray, list[str], list, list]:
     ref_values = reference.dropna().to_numpy(dtype=float)
     if len(ref_values) == 0:
         raise ValueError(f"{reference.name}: the reference window has no values")
-    quantiles = np.quantile(ref_values, np.linspace(0, 1, bins + 1)[1:-1])
+    quantiles = np.quantile(ref_values, quantile_levels(bins))
     edges = np.unique(quantiles)
-    bounds = [-np.inf, *edges, np.inf]
-    labels = [f"({lo:g}, {hi:g}]" for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)] + [MISSING]
+    labels = numeric_bin_labels(edges)
 
     def counts(values: pd.Series) -> list[int]:
         present = values.dropna().to_numpy(dtype=float)
@@ -155,6 +169,55 @@ def feature_psi(
         current_counts=tuple(cur_counts),
         reference_size=len(reference),
         current_size=len(current),
+        psi=value,
+        status=psi_status(value),
+    )
+
+
+def feature_psi_from_counts(
+    feature: str,
+    kind: str,
+    reference_counts: Mapping[str | int, int],
+    current_counts: Mapping[str | int, int],
+    *,
+    edges: Sequence[float] | None = None,
+) -> FeaturePSI:
+    """PSI of one feature from counts aggregated elsewhere (e.g. by Spark), with the same bins as `feature_psi`.
+
+    Numeric: counts keyed by bin index (0 .. len(edges), the number of inner edges below the value) or MISSING;
+    `edges` are the reference's deduplicated quantiles. Categorical: counts keyed by category or MISSING; the
+    reference's categories are the bins, every other current category counts as UNSEEN.
+    """
+    if kind == "numeric":
+        if edges is None:
+            raise ValueError(f"{feature}: numeric counts need the reference's bin edges")
+        keys: list[str | int] = [*range(len(edges) + 1), MISSING]
+        labels = numeric_bin_labels(edges)
+        ref = [int(reference_counts.get(k, 0)) for k in keys]
+        cur = [int(current_counts.get(k, 0)) for k in keys]
+        edge_values: tuple[float, ...] | None = tuple(float(e) for e in edges)
+        categories = None
+    elif kind == "categorical":
+        category_list = sorted(str(k) for k in reference_counts if k != MISSING)
+        labels = [*category_list, UNSEEN, MISSING]
+        known = set(category_list)
+        unseen = sum(int(n) for k, n in current_counts.items() if k != MISSING and str(k) not in known)
+        ref = [*(int(reference_counts[c]) for c in category_list), 0, int(reference_counts.get(MISSING, 0))]
+        cur = [*(int(current_counts.get(c, 0)) for c in category_list), unseen, int(current_counts.get(MISSING, 0))]
+        edge_values, categories = None, tuple(category_list)
+    else:
+        raise ValueError(f"{feature}: kind must be 'numeric' or 'categorical', got {kind!r}")
+    value = population_stability_index(ref, cur)
+    return FeaturePSI(
+        feature=feature,
+        kind=kind,
+        bins=tuple(labels),
+        edges=edge_values,
+        categories=categories,
+        reference_counts=tuple(ref),
+        current_counts=tuple(cur),
+        reference_size=sum(ref),
+        current_size=sum(cur),
         psi=value,
         status=psi_status(value),
     )
