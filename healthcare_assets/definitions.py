@@ -2,8 +2,9 @@
 
 import dagster as dg
 
-from healthcare_assets.assets import bronze, gold, landing, silver
+from healthcare_assets.assets import bronze, fraud, gold, landing, silver
 from healthcare_assets.automation import jobs
+from healthcare_assets.checks import fraud as fraud_checks
 from healthcare_assets.checks import quality
 from healthcare_assets.resources.build import build_resources
 from healthcare_assets.settings import Settings, load_settings
@@ -13,8 +14,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
     return dg.Definitions(
-        assets=[*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold])],
-        asset_checks=quality.quality_checks,
+        assets=[*landing_assets, *dg.load_assets_from_modules([bronze, silver, gold, fraud])],
+        asset_checks=[*quality.quality_checks, *fraud_checks.fraud_checks],
         jobs=jobs.jobs,
         schedules=jobs.schedules,
         resources=build_resources(settings),

@@ -23,5 +23,16 @@ data_quality_checks_job = dg.define_asset_job(
 # 02:00 every day, for the day that just ended.
 daily_pipeline_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline_job, hour_of_day=2)
 
-jobs = [daily_pipeline_job, data_quality_checks_job]
+# Both autoencoders train at the same time (separate processes), then evaluation and the day's scoring.
+fraud_model_training_job = dg.define_asset_job(
+    name="fraud_model_training",
+    selection=dg.AssetSelection.groups("fraud")
+    | dg.AssetSelection.keys(["gold", "fraud_scores_catboost"], ["gold", "fraud_scores_xgboost"]),
+    partitions_def=daily_partitions,
+    executor_def=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+    description="Trains the CatBoost and XGBoost fraud autoencoders in parallel, evaluates them against the "
+    "labels and the IsolationForest baseline, and scores the chosen day(s).",
+)
+
+jobs = [daily_pipeline_job, data_quality_checks_job, fraud_model_training_job]
 schedules = [daily_pipeline_schedule]

@@ -178,7 +178,7 @@ class ClaimsTreeAutoencoder:
         if source.is_dir():
             source = source / MODEL_FILE
         with open(source, "rb") as file:
-            model = pickle.load(file)  # nosec B301: a file this class wrote
+            model = pickle.load(file)  # noqa: S301  # nosec B301: a file this class wrote
         if not isinstance(model, cls):
             raise TypeError(f"{source} does not hold a {cls.__name__}")
         return model
