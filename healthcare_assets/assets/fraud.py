@@ -10,11 +10,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from healthcare_assets.assets.common import latest_metadata_value, run_day_range
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY
 from healthcare_assets.assets.landing import FRAUD_LABELS_KEY
 from healthcare_assets.domain.autoencoder import ClaimsTreeAutoencoder, TreeParams
+from healthcare_assets.domain.features import FRAUD_NUMERIC_FEATURES
 from healthcare_assets.domain.fraud_evaluation import (
     detection_metrics,
     isolation_forest_scores,
@@ -59,13 +61,19 @@ def _split_days(days: list[date], validation_share: float) -> date:
     return days[-validation_days]
 
 
+def _feature_frame(table: DataFrame, keys: list[str], features: list[str]) -> DataFrame:
+    """Key and feature columns, numeric features as double (decimals would not survive JSON or numpy)."""
+    numeric = set(FRAUD_NUMERIC_FEATURES)
+    return table.select(*keys, *(F.col(f).cast("double").alias(f) if f in numeric else F.col(f) for f in features))
+
+
 def _training_frames(
     lakehouse: LakehouseResource, config: FraudTrainingConfig, features: list[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame, int, date]:
     """Train/validation frames (feature columns and day only) from the latest days, capped in size."""
     storage = lakehouse.storage()
     version = storage.version(CLAIM_FEATURES)
-    frame = storage.read(CLAIM_FEATURES, version=version).select(PARTITION_COLUMN, *features)
+    frame = _feature_frame(storage.read(CLAIM_FEATURES, version=version), [PARTITION_COLUMN], features)
     counts = {row[0]: row[1] for row in frame.groupBy(PARTITION_COLUMN).count().collect()}
     days = sorted(counts)
     first_validation = _split_days(days, config.validation_share)
@@ -239,7 +247,7 @@ def fraud_model_evaluation(
     )
     features = models["catboost"].features
     storage = lakehouse.storage()
-    frame = storage.read(CLAIM_FEATURES).select("claim_id", PARTITION_COLUMN, *features).toPandas()
+    frame = _feature_frame(storage.read(CLAIM_FEATURES), ["claim_id", PARTITION_COLUMN], features).toPandas()
     train = frame[frame[PARTITION_COLUMN] < first_validation]
     evaluate = frame[frame[PARTITION_COLUMN] >= first_validation].reset_index(drop=True)
     labels = _fraud_labels(lakehouse.landing_root, min(frame[PARTITION_COLUMN]), max(frame[PARTITION_COLUMN]))
