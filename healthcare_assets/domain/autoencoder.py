@@ -239,12 +239,15 @@ class ClaimsTreeAutoencoder:
         if self.model_type == "catboost":
             from catboost import CatBoostClassifier
 
+            # CatBoost's multi-class cost grows with classes x leaves: shallower, shorter for many-class targets
+            many = n_classes > 8
             return CatBoostClassifier(
-                iterations=p.iterations,
-                depth=p.depth,
+                iterations=p.iterations // 2 if many else p.iterations,
+                depth=min(p.depth, 4) if many else p.depth,
                 learning_rate=p.learning_rate,
                 loss_function="MultiClass" if n_classes > 2 else "Logloss",
                 cat_features=cat_inputs,
+                max_ctr_complexity=1,  # no categorical combinations: several times faster, little loss here
                 random_seed=self.seed,
                 thread_count=p.threads,
                 allow_writing_files=False,
@@ -274,6 +277,7 @@ class ClaimsTreeAutoencoder:
                 learning_rate=p.learning_rate,
                 loss_function="RMSE",
                 cat_features=cat_inputs,
+                max_ctr_complexity=1,  # no categorical combinations: several times faster, little loss here
                 random_seed=self.seed,
                 thread_count=p.threads,
                 allow_writing_files=False,
