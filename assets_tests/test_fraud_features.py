@@ -37,3 +37,21 @@ def test_context_features_see_resubmissions_visit_lines_prices_and_coding(spark)
     assert rows["C2"]["procedure_share_for_diagnosis"] == pytest.approx(0.75)  # 3 of the 4 E11.9 claims
     day1 = gold.claim_features(history.where("ingest_date = DATE'2026-01-01'"), history, members).first()
     assert day1["lines_same_visit"] == 1 and day1["procedure_share_for_diagnosis"] == 1.0  # day 2 not yet known
+
+
+def test_a_duplicate_bill_is_received_after_the_claim_it_copies():
+    import io
+
+    import pandas as pd
+
+    from healthcare_assets.domain.synthetic import SyntheticConfig, generate_day
+
+    data = generate_day(SyntheticConfig(claims_per_day=1_500, fraud_rate=0.05), date(2026, 1, 10))
+    claims = pd.read_csv(io.StringIO("\n".join(data.lines["medical_claims"])), dtype=str)
+    pattern = claims["claim_id"].map(dict(data.fraud_labels))
+    fields = [c for c in claims.columns if c != "claim_id"]
+    originals = claims[pattern.isna()].set_index(fields)["claim_id"]
+    copies = claims[pattern == "duplicate_billing"]
+    assert len(copies) >= 5
+    for _, copy in copies.iterrows():
+        assert originals.loc[tuple(copy[fields])] < copy["claim_id"]  # same-day ids are given in receipt order
