@@ -305,7 +305,11 @@ def _fraud_scores_asset(model_type: str) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=single_run_backfill,
     )
-    def fraud_scores(context: dg.AssetExecutionContext, claim_features: DataFrame) -> DataFrame:
+    def fraud_scores(
+        context: dg.AssetExecutionContext,
+        claim_features: DataFrame,
+        mlflow: MlflowResource,  # noqa: ARG001  # points this step's process at the tracking store
+    ) -> DataFrame:
         model_uri = latest_metadata_value(context, MODEL_KEYS[model_type], "model_uri")
         model_version = latest_metadata_value(context, MODEL_KEYS[model_type], "model_version")
         start, end = run_day_range(context)
