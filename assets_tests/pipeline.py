@@ -34,6 +34,11 @@ class Pipeline:
         self.instance = dg.DagsterInstance.ephemeral()
         self.synthetic = {**SMALL_DATA, **(synthetic or {})}
 
+    def data_assets(self) -> list[dg.AssetKey]:
+        """Every asset but the fraud models and their scores (small data is too thin to train on)."""
+        fraud = [k for k in self.defs.resolve_all_asset_keys() if k.path[0] == "fraud" or "fraud_scores" in k.path[-1]]
+        return [k for k in self.defs.resolve_all_asset_keys() if k not in fraud]
+
     def run(
         self,
         start: date,
@@ -41,8 +46,10 @@ class Pipeline:
         selection: list[dg.AssetKey] | None = None,
         op_config: dict | None = None,
     ):
-        """One run over start..end; `op_config` adds run config of other ops (e.g. training knobs)."""
+        """Materialises `selection` (default: `data_assets()`) for start..end in one run; `op_config` adds run
+        config of other ops (e.g. training knobs)."""
         end = end or start
+        selection = self.data_assets() if selection is None else selection
         job = self.defs.resolve_implicit_global_asset_job_def()
         return job.execute_in_process(
             instance=self.instance,

@@ -3,8 +3,9 @@
 import dagster as dg
 
 from healthcare_assets import catalog
-from healthcare_assets.assets import bronze, gold, landing, monitoring, outreach, risk, silver
+from healthcare_assets.assets import bronze, fraud, gold, landing, monitoring, outreach, risk, silver
 from healthcare_assets.automation import governance, jobs, maintenance, sensors
+from healthcare_assets.checks import fraud as fraud_checks
 from healthcare_assets.checks import governance as governance_checks
 from healthcare_assets.checks import quality
 from healthcare_assets.checks import risk as risk_checks
@@ -16,11 +17,16 @@ from healthcare_assets.settings import Settings, load_settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
-    table_assets = dg.load_assets_from_modules([bronze, silver, gold, risk, outreach, monitoring])
+    table_assets = dg.load_assets_from_modules([bronze, silver, gold, fraud, risk, outreach, monitoring])
     # every Spark asset and its checks go through the step launcher (in-process locally, Databricks deployed)
     assets, checks = launch_spark_steps(
         catalog.with_code_references([*landing_assets, *table_assets]),
-        [*quality.quality_checks, *risk_checks.risk_checks, *governance_checks.governance_checks],
+        [
+            *quality.quality_checks,
+            *fraud_checks.fraud_checks,
+            *risk_checks.risk_checks,
+            *governance_checks.governance_checks,
+        ],
     )
     # weekly OPTIMIZE ... ZORDER BY and VACUUM of every Delta table above
     maintenance_job = maintenance.build_delta_maintenance_job(table_assets)

@@ -20,8 +20,11 @@ daily_pipeline_job = dg.define_asset_job(
 # Re-evaluates every data-quality gate for a day (or a range) without rematerialising anything.
 data_quality_checks_job = dg.define_asset_job(
     name="data_quality_checks",
-    # the drift gates run with the monitoring job: re-running them here would request retraining again
-    selection=dg.AssetSelection.all_asset_checks() - dg.AssetSelection.checks(*governance_checks),
+    # the drift gates run with the monitoring job (re-running them here would request retraining again);
+    # the fraud gates judge model runs, not stored tables
+    selection=dg.AssetSelection.all_asset_checks()
+    - dg.AssetSelection.checks(*governance_checks)
+    - dg.AssetSelection.groups("fraud"),
     partitions_def=daily_partitions,
     description="Runs every asset check against the stored tables for the chosen day(s).",
 )
@@ -32,6 +35,17 @@ risk_model_training_job = dg.define_asset_job(
     name="risk_model_training",
     selection=dg.AssetSelection.groups("risk"),
     description="Trains the member risk models on the current gold.member_features, gates and promotes them.",
+)
+
+# Both autoencoders train at the same time (separate processes), then evaluation and the day's scoring.
+fraud_model_training_job = dg.define_asset_job(
+    name="fraud_model_training",
+    selection=dg.AssetSelection.groups("fraud")
+    | dg.AssetSelection.keys(["gold", "fraud_scores_catboost"], ["gold", "fraud_scores_xgboost"]),
+    partitions_def=daily_partitions,
+    executor_def=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+    description="Trains the CatBoost and XGBoost fraud autoencoders in parallel, evaluates them against the "
+    "labels and the IsolationForest baseline, and scores the chosen day(s).",
 )
 
 
@@ -178,6 +192,7 @@ def build_schedules(timezone: str = "UTC") -> list[dg.ScheduleDefinition]:
 jobs = [
     daily_pipeline_job,
     data_quality_checks_job,
+    fraud_model_training_job,
     risk_model_training_job,
     monitoring_job,
     model_retraining_job,

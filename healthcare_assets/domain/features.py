@@ -12,6 +12,14 @@ CLAIM_NUMERIC_FEATURES = (
     "average_claim_amount",
     "claim_duration_days",
 )
+# Claim-context features: how the claim sits among the claims received up to its day, the way a
+# special-investigations analyst looks at it (resubmissions, lines per visit, price and coding norms).
+CLAIM_CONTEXT_FEATURES = (
+    "identical_claims_before",  # same member, provider, procedure and service date, received earlier
+    "lines_same_visit",  # claim lines of the same member, provider and service date (this one included)
+    "amount_to_procedure_typical",  # amount / geometric-mean amount of the procedure in the window
+    "procedure_share_for_diagnosis",  # share of the diagnosis's claims in the window billed with this procedure
+)
 CLAIM_CATEGORICAL_FEATURES = (
     "claim_type",
     "provider_specialty",
@@ -20,6 +28,10 @@ CLAIM_CATEGORICAL_FEATURES = (
     "patient_gender",
     "geographic_region",
 )
+
+# What the fraud autoencoder reconstructs (gold.claim_features columns).
+FRAUD_NUMERIC_FEATURES = CLAIM_NUMERIC_FEATURES + CLAIM_CONTEXT_FEATURES
+FRAUD_CATEGORICAL_FEATURES = CLAIM_CATEGORICAL_FEATURES
 
 # Protected attributes for fairness analysis (columns of gold.claim_features).
 PROTECTED_ATTRIBUTES = ("patient_gender", "geographic_region", "patient_age_group")

@@ -286,6 +286,14 @@ _MEDICAL_TEMPLATES = (
     ("outpatient", "radiology", "M25.561", "73721", 12, 120, None, 1.0),
     ("outpatient", "radiology", "S52.501A", "73110", 0, 120, None, 0.5),
     ("outpatient", "cardiology", "I50.9", "93306", 18, 120, "chf", 3.0),
+    # Single lab tests ordered on their own are legitimate; billing a panel's components one by one is not.
+    ("outpatient", "internal_medicine", "E11.9", "82947", 18, 120, "diabetes", 1.5),
+    ("outpatient", "pediatrics", "E11.9", "82947", 10, 17, "diabetes", 1.0),
+    ("outpatient", "internal_medicine", "N18.3", "82565", 18, 120, "ckd", 1.5),
+    ("outpatient", "internal_medicine", "I10", "84132", 18, 120, "hypertension", 1.0),
+    ("outpatient", "internal_medicine", "R53.83", "85025", 18, 120, None, 1.5),
+    ("outpatient", "pediatrics", "R53.83", "85025", 0, 17, None, 1.0),
+    ("outpatient", "family_medicine", "N39.0", "81001", 18, 120, None, 1.5),
     ("emergency", "emergency_medicine", "J06.9", "ER", 0, 120, None, 1.5),
     ("emergency", "emergency_medicine", "H66.90", "ER", 0, 12, None, 1.0),
     ("emergency", "emergency_medicine", "R10.9", "ER", 0, 120, None, 2.0),
@@ -1004,7 +1012,13 @@ def _medical_claims(day: _Day) -> pd.DataFrame:
         _unbundled_claims(day, rng, budget["unbundling"]),
     ]
     claims = pd.concat(parts, ignore_index=True)
-    claims = claims.iloc[rng.permutation(len(claims))].reset_index(drop=True)
+    order = rng.permutation(len(claims))
+    # a duplicate is a resubmission: it is received (and numbered) after the claim it copies
+    copies = len(legit) + len(parts[1]) + np.arange(len(originals))
+    position = np.argsort(order)
+    early = position[copies] < position[originals]
+    order[position[copies[early]]], order[position[originals[early]]] = originals[early], copies[early]
+    claims = claims.iloc[order].reset_index(drop=True)
     # ids are given after shuffling, so a duplicate_billing copy gets its own new claim id
     claims["claim_id"] = _record_ids("CLM", day.on, len(claims))
     return claims

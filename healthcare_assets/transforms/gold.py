@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from healthcare_assets.domain.features import CHRONIC_CONDITIONS, CLAIM_CATEGORICAL_FEATURES, CLAIM_NUMERIC_FEATURES
+from healthcare_assets.domain.features import (
+    CHRONIC_CONDITIONS,
+    CLAIM_CATEGORICAL_FEATURES,
+    CLAIM_CONTEXT_FEATURES,
+    CLAIM_NUMERIC_FEATURES,
+)
 from healthcare_assets.resources.delta import PARTITION_COLUMN
 from healthcare_assets.transforms.common import age_group
 
@@ -39,6 +44,90 @@ def _demographics_at_service(claims: DataFrame, members: DataFrame) -> DataFrame
     )
 
 
+def _received_before() -> Column:
+    """The history claim (h_*) was received before the claim: an earlier day, or the same day earlier in
+    service order (claim id breaking ties, as ids are given in order of receipt)."""
+    return (F.col("h_ingest_date") < F.col(PARTITION_COLUMN)) | (
+        (F.col("h_ingest_date") == F.col(PARTITION_COLUMN))
+        & (
+            (F.col("h_service_start_date") < F.col("service_start_date"))
+            | (
+                (F.col("h_service_start_date") == F.col("service_start_date"))
+                & (F.col("h_claim_id") < F.col("claim_id"))
+            )
+        )
+    )
+
+
+def _in_window(history_day: str) -> Column:
+    """A history day inside the claim's look-back window, up to and including the claim's own day."""
+    return (F.col(history_day) <= F.col(PARTITION_COLUMN)) & (
+        F.col(history_day) >= F.date_sub(F.col(PARTITION_COLUMN), CLAIM_HISTORY_DAYS)
+    )
+
+
+def _context_features(claims: DataFrame, history: DataFrame) -> DataFrame:
+    """Per claim: resubmissions, lines of the same visit, and how its price and coding compare with the
+    claims received in its window up to its own day (so a day alone and a backfill give identical rows)."""
+    visit = ["member_key", "provider_id", "service_start_date"]
+    keys = claims.select("claim_id", PARTITION_COLUMN, *visit, "procedure_code", "diagnosis_code")
+    same_visit = history.select(
+        *visit,
+        F.col("claim_id").alias("h_claim_id"),
+        F.col("procedure_code").alias("h_procedure_code"),
+        F.col(PARTITION_COLUMN).alias("h_ingest_date"),
+        F.col("service_start_date").alias("h_service_start_date"),
+    )
+    visits = (
+        keys.join(same_visit, visit)
+        .where(_in_window("h_ingest_date"))
+        .groupBy("claim_id")
+        .agg(
+            F.count("h_claim_id").alias("lines_same_visit"),
+            F.sum((_received_before() & (F.col("h_procedure_code") == F.col("procedure_code"))).cast("int")).alias(
+                "identical_claims_before"
+            ),
+        )
+    )
+    # Daily aggregates keep the window joins small: one row per code (pair) and day.
+    daily_prices = history.groupBy(F.col("procedure_code"), F.col(PARTITION_COLUMN).alias("h_day")).agg(
+        F.sum(F.log(F.col("claim_amount").cast("double"))).alias("log_sum"), F.count("*").alias("n")
+    )
+    typical = (
+        keys.join(daily_prices, "procedure_code")
+        .where(_in_window("h_day"))
+        .groupBy("claim_id")
+        .agg(F.exp(F.sum("log_sum") / F.sum("n")).alias("_typical_amount"))
+    )
+    daily_pairs = history.groupBy(
+        "diagnosis_code", F.col("procedure_code").alias("h_procedure_code"), F.col(PARTITION_COLUMN).alias("h_day")
+    ).agg(F.count("*").alias("n"))
+    coding = (
+        keys.join(daily_pairs, "diagnosis_code")
+        .where(_in_window("h_day"))
+        .groupBy("claim_id")
+        .agg(
+            (
+                F.sum(F.when(F.col("h_procedure_code") == F.col("procedure_code"), F.col("n")).otherwise(0))
+                / F.sum("n")
+            ).alias("procedure_share_for_diagnosis")
+        )
+    )
+    return (
+        claims.join(visits, "claim_id", "left")
+        .join(typical, "claim_id", "left")
+        .join(coding, "claim_id", "left")
+        .withColumn("lines_same_visit", F.col("lines_same_visit").cast("int"))
+        .withColumn("identical_claims_before", F.col("identical_claims_before").cast("int"))
+        .withColumn(
+            "amount_to_procedure_typical",
+            F.round(F.col("claim_amount").cast("double") / F.col("_typical_amount"), 4),
+        )
+        .withColumn("procedure_share_for_diagnosis", F.round("procedure_share_for_diagnosis", 4))
+        .drop("_typical_amount")
+    )
+
+
 def _history_features(claims: DataFrame, history: DataFrame) -> DataFrame:
     """Per claim: the member's claims received before it (earlier day, or same day earlier in service order).
 
@@ -53,21 +142,10 @@ def _history_features(claims: DataFrame, history: DataFrame) -> DataFrame:
         F.col("service_start_date").alias("h_service_start_date"),
         F.col("claim_amount").alias("h_claim_amount"),
     )
-    earlier = (F.col("h_ingest_date") < F.col(PARTITION_COLUMN)) | (
-        (F.col("h_ingest_date") == F.col(PARTITION_COLUMN))
-        & (
-            (F.col("h_service_start_date") < F.col("service_start_date"))
-            | (
-                (F.col("h_service_start_date") == F.col("service_start_date"))
-                & (F.col("h_claim_id") < F.col("claim_id"))
-            )
-        )
-    )
-    in_window = F.col("h_ingest_date") >= F.date_sub(F.col(PARTITION_COLUMN), CLAIM_HISTORY_DAYS)
     pairs = (
         claims.select("claim_id", "member_key", PARTITION_COLUMN, "service_start_date")
         .join(previous, "member_key")
-        .where(earlier & in_window)
+        .where(_received_before() & _in_window("h_ingest_date"))
     )
     aggregated = pairs.groupBy("claim_id").agg(
         F.count("h_claim_id").alias("num_previous_claims"),
@@ -94,6 +172,7 @@ def claim_features(claims: DataFrame, claim_history: DataFrame, members: DataFra
     are null for a member's first claim.
     """
     frame = _history_features(claims, claim_history)
+    frame = _context_features(frame, claim_history)
     frame = _demographics_at_service(frame, members)
     frame = (
         frame.withColumn("patient_age", F.year("service_start_date") - F.col("birth_year"))
@@ -109,6 +188,7 @@ def claim_features(claims: DataFrame, claim_history: DataFrame, members: DataFra
         "provider_id",
         "claim_date",
         *CLAIM_NUMERIC_FEATURES,
+        *CLAIM_CONTEXT_FEATURES,
         *CLAIM_CATEGORICAL_FEATURES,
         "patient_age_group",
         "plan_code",
