@@ -80,7 +80,7 @@ def test_every_column_of_every_table_is_described(pipeline):
     }
     delta_tables = {spec.key for spec in defs.resolve_all_asset_specs() if "delta" in spec.kinds}
     assert set(tables) == delta_tables & set(pipeline.metadata)  # every materialised table reports its schema
-    assert {key.path[0] for key in tables} == {"bronze", "silver", "gold"}
+    assert {key.path[0] for key in tables} == {"bronze", "silver", "gold", "monitoring"}
     undescribed = {key.to_user_string(): [c.name for c in s.columns if not c.description] for key, s in tables.items()}
     assert {key: names for key, names in undescribed.items() if names} == {}
 
