@@ -6,6 +6,7 @@ from datetime import date
 import dagster as dg
 import mlflow
 import pandas as pd
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
@@ -53,7 +54,8 @@ def trained(tmp_path_factory):
             checks = check_results(result)
             events = {key: instance.get_latest_materialization_event(key) for key in selection}
             step_starts = {
-                e.step_key: e.timestamp for e in result.all_events if e.event_type_value == "STEP_START" and e.step_key
+                entry.dagster_event.step_key: entry.timestamp
+                for entry in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_START)
             }
     return pipeline, instance, done, checks, events, step_starts
 
@@ -94,9 +96,8 @@ def test_mlflow_run_holds_params_metrics_features_model_and_table_version(traine
         info = mlflow.models.get_model_info(metadata["model_uri"])
         assert [c["name"] for c in info.signature.inputs.to_dict()] == FEATURES  # no ids, no member keys
         assert "fraud_score" in [c["name"] for c in info.signature.outputs.to_dict()]
-        example = pd.read_json(
-            mlflow.artifacts.download_artifacts(f"{metadata['model_uri']}/input_example.json"), orient="split"
-        )
+        local_model = mlflow.artifacts.download_artifacts(metadata["model_uri"])
+        example = mlflow.models.Model.load(local_model).load_input_example(local_model)
         assert list(example.columns) == FEATURES
         predicted = mlflow.pyfunc.load_model(metadata["model_uri"]).predict(example)
         assert predicted["fraud_score"].notna().all()
@@ -108,7 +109,7 @@ def test_scoring_table_schema_flags_and_reasons(trained):
     day_claims = set(features.loc[features["ingest_date"].astype(str) == D5.isoformat(), "claim_id"])
     for model_type in SCORE_KEYS:
         table = DeltaTable(pipeline.table("gold", f"fraud_scores_{model_type}"))
-        schema = {f.name: str(f.type) for f in table.schema().to_arrow()}
+        schema = {f.name: str(f.type) for f in pa.schema(table.schema().to_arrow())}
         assert {name: schema[name] for name in SCORE_COLUMNS} == SCORE_COLUMNS
         scores = table.to_pandas()
         assert set(scores["claim_id"]) == day_claims and scores["claim_id"].is_unique
