@@ -108,10 +108,6 @@ typecheck: $(STAMP)
 	$(BIN)/mypy healthcare_assets
 
 # Static security scan of the package and a vulnerability audit of the pinned lock.
-security: $(STAMP)
-	$(BIN)/bandit -q -r healthcare_assets -ll
-	$(BIN)/pip-audit -r requirements.lock --progress-spinner off
-
 coverage: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS) --cov --cov-report=term --cov-report=xml
 

@@ -73,12 +73,24 @@ def test_categorical_psi_with_an_unseen_category_and_missing_values():
     current = pd.Series(["F"] * 60 + ["M"] * 30 + ["X"] * 5 + [None] * 5)
     result = feature_psi(reference, current, feature="patient_gender")
     assert result.kind == "categorical"
-    assert result.bins == ("F", "M", drift.UNSEEN, drift.MISSING)
-    assert result.reference_counts == (50, 50, 0, 0) and result.current_counts == (60, 30, 5, 5)
+    assert result.bins == ("F", "M", drift.OTHER, drift.UNSEEN, drift.MISSING)
+    assert result.reference_counts == (50, 50, 0, 0, 0) and result.current_counts == (60, 30, 0, 5, 5)
     eps = drift.EPSILON
     expected = (
         (0.6 - 0.5) * math.log(0.6 / 0.5) + (0.3 - 0.5) * math.log(0.3 / 0.5) + 2 * (0.05 - eps) * math.log(0.05 / eps)
     )
+    assert result.psi == pytest.approx(expected)
+
+
+def test_rare_reference_categories_share_one_bin():
+    # 40 codes at 2 % each and one at 20 %: only the common one keeps a bin of its own
+    reference = pd.Series(["common"] * 20 + [f"rare{i}" for i in range(40) for _ in range(2)])
+    current = pd.Series(["common"] * 10 + [f"rare{i}" for i in range(0, 40, 2) for _ in range(4)] + ["new"] * 10)
+    result = feature_psi(reference, current, feature="procedure_code")
+    assert result.bins == ("common", drift.OTHER, drift.UNSEEN, drift.MISSING)
+    assert result.reference_counts == (20, 80, 0, 0) and result.current_counts == (10, 80, 10, 0)
+    eps = drift.EPSILON
+    expected = (0.1 - 0.2) * math.log(0.1 / 0.2) + 0 + (0.1 - eps) * math.log(0.1 / eps)
     assert result.psi == pytest.approx(expected)
 
 

@@ -9,6 +9,7 @@ from healthcare_assets.checks import fraud as fraud_checks
 from healthcare_assets.checks import governance as governance_checks
 from healthcare_assets.checks import quality
 from healthcare_assets.checks import risk as risk_checks
+from healthcare_assets.partitions import single_run_backfill
 from healthcare_assets.resources.build import build_resources
 from healthcare_assets.resources.databricks import launch_spark_steps
 from healthcare_assets.settings import Settings, load_settings
@@ -17,7 +18,9 @@ from healthcare_assets.settings import Settings, load_settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
-    table_assets = dg.load_assets_from_modules([bronze, silver, gold, fraud, risk, outreach, monitoring])
+    table_assets = with_single_run_backfills(
+        dg.load_assets_from_modules([bronze, silver, gold, fraud, risk, outreach, monitoring])
+    )
     # every Spark asset and its checks go through the step launcher (in-process locally, Databricks deployed)
     assets, checks = launch_spark_steps(
         catalog.with_code_references([*landing_assets, *table_assets]),
@@ -39,6 +42,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         resources=build_resources(settings),
         executor=executor(settings),
     )
+
+
+def with_single_run_backfills(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """A range of days is one run for every asset (Spark processes the range at once; the CLI requires it)."""
+    return [
+        a if a.backfill_policy is not None else a.with_attributes(backfill_policy=single_run_backfill) for a in assets
+    ]
 
 
 def executor(settings: Settings) -> dg.ExecutorDefinition:

@@ -12,8 +12,11 @@ Bins:
   (duplicates removed, so a feature with few distinct values gets fewer bins);
   the outer bins are open-ended, so current values beyond the reference range
   land in the first or last bin; bins are right-closed, (e_{i-1}, e_i];
-* categorical: one bin per reference category, plus one bin for categories the
-  reference never saw (UNSEEN);
+* categorical: one bin per reference category holding at least MIN_CATEGORY_SHARE
+  of the reference rows, one bin pooling the rarer reference categories (OTHER),
+  and one for categories the reference never saw (UNSEEN). Pooling keeps a
+  high-cardinality code list (procedures, diagnoses) from reading sampling noise
+  in dozens of thin bins as drift;
 * both: one bin for missing values (MISSING), empty when nothing is missing.
 
 Composite drift score (seed 000: statistical, demographic and performance drift):
@@ -45,6 +48,8 @@ COMPOSITE_ERROR = 0.3
 # A window smaller than this is reported but not gated: sampling noise alone adds about (bins - 1) / rows to PSI,
 # i.e. the WARN threshold for ten bins at ~100 rows.
 MIN_GATED_ROWS = 200
+# reference categories rarer than this share one OTHER bin (the usual "at least 5 % per bin" rule)
+MIN_CATEGORY_SHARE = 0.05
 W_STATISTICAL = 0.4
 W_DEMOGRAPHIC = 0.3
 W_PERFORMANCE = 0.3
@@ -55,6 +60,7 @@ ERROR = "ERROR"
 INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
 
 UNSEEN = "<unseen>"
+OTHER = "<other>"
 MISSING = "<missing>"
 
 
@@ -120,15 +126,29 @@ def _numeric_bins(reference: pd.Series, current: pd.Series, bins: int) -> tuple[
 
 
 def _categorical_bins(reference: pd.Series, current: pd.Series) -> tuple[list[str], list[str], list, list]:
-    categories = sorted(reference.dropna().astype(str).unique().tolist())
-    labels = [*categories, UNSEEN, MISSING]
+    def value_counts(values: pd.Series) -> dict[str, int]:
+        counts = {str(k): int(n) for k, n in values.dropna().astype(str).value_counts().items()}
+        return {**counts, MISSING: int(values.isna().sum())}
 
-    def counts(values: pd.Series) -> list[int]:
-        present = values.dropna().astype(str)
-        known = present.value_counts().reindex(categories, fill_value=0).astype(int).tolist()
-        return [*known, int((~present.isin(categories)).sum()), int(values.isna().sum())]
+    return _category_bin_counts(value_counts(reference), value_counts(current))
 
-    return categories, labels, counts(reference), counts(current)
+
+def _category_bin_counts(
+    reference_counts: Mapping[str | int, int], current_counts: Mapping[str | int, int]
+) -> tuple[list[str], list[str], list[int], list[int]]:
+    """Bins of a categorical feature from per-category counts: (kept categories, labels, reference, current)."""
+    reference = {str(k): int(n) for k, n in reference_counts.items() if k != MISSING and n}
+    total = sum(reference.values()) + int(reference_counts.get(MISSING, 0))
+    kept = sorted(c for c, n in reference.items() if n >= MIN_CATEGORY_SHARE * total)
+    pooled = set(reference) - set(kept)
+
+    def bin_counts(counts: Mapping[str | int, int]) -> list[int]:
+        present = {str(k): int(n) for k, n in counts.items() if k != MISSING}
+        other = sum(n for c, n in present.items() if c in pooled)
+        unseen = sum(n for c, n in present.items() if c not in reference)
+        return [*(present.get(c, 0) for c in kept), other, unseen, int(counts.get(MISSING, 0))]
+
+    return kept, [*kept, OTHER, UNSEEN, MISSING], bin_counts(reference_counts), bin_counts(current_counts)
 
 
 def feature_psi(
@@ -198,12 +218,7 @@ def feature_psi_from_counts(
         edge_values: tuple[float, ...] | None = tuple(float(e) for e in edges)
         categories = None
     elif kind == "categorical":
-        category_list = sorted(str(k) for k in reference_counts if k != MISSING)
-        labels = [*category_list, UNSEEN, MISSING]
-        known = set(category_list)
-        unseen = sum(int(n) for k, n in current_counts.items() if k != MISSING and str(k) not in known)
-        ref = [*(int(reference_counts[c]) for c in category_list), 0, int(reference_counts.get(MISSING, 0))]
-        cur = [*(int(current_counts.get(c, 0)) for c in category_list), unseen, int(current_counts.get(MISSING, 0))]
+        category_list, labels, ref, cur = _category_bin_counts(reference_counts, current_counts)
         edge_values, categories = None, tuple(category_list)
     else:
         raise ValueError(f"{feature}: kind must be 'numeric' or 'categorical', got {kind!r}")
