@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from healthcare_assets.assets.fraud import SCORE_KEYS
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY
 from healthcare_assets.assets.monitoring import PSI_METRICS_KEY
 from healthcare_assets.checks.governance import governance_checks
@@ -21,10 +22,11 @@ daily_pipeline_job = dg.define_asset_job(
 data_quality_checks_job = dg.define_asset_job(
     name="data_quality_checks",
     # the drift gates run with the monitoring job (re-running them here would request retraining again);
-    # the fraud gates judge model runs, not stored tables
+    # the fraud gates judge model runs and their scores, checked when a model scores them
     selection=dg.AssetSelection.all_asset_checks()
     - dg.AssetSelection.checks(*governance_checks)
-    - dg.AssetSelection.groups("fraud"),
+    - dg.AssetSelection.groups("fraud")
+    - dg.AssetSelection.checks_for_assets(*SCORE_KEYS.values()),
     partitions_def=daily_partitions,
     description="Runs every asset check against the stored tables for the chosen day(s).",
 )

@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
 from healthcare_assets.assets.common import run_days_if_partitioned
+from healthcare_assets.assets.fraud import SCORE_KEYS
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY, MEMBER_FEATURES_KEY
 from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_KEY
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
@@ -101,6 +102,18 @@ TABLE_RULES = [
         },
     ),
     TableRules(PSI_METRICS_KEY, (PARTITION_COLUMN, "feature")),
+    *(
+        TableRules(
+            key,
+            ("claim_id",),
+            {
+                "score_not_negative": "fraud_score >= 0",
+                "percentile_in_range": "score_percentile BETWEEN 0 AND 100",
+                "p99_flags_are_p95_flags": "NOT is_flagged_p99 OR is_flagged_p95",
+            },
+        )
+        for key in SCORE_KEYS.values()
+    ),
     TableRules(DRIFT_SUMMARY_KEY, (PARTITION_COLUMN,)),
     TableRules(
         MEMBER_FEATURES_KEY,
