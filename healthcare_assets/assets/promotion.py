@@ -50,7 +50,9 @@ def _latest_storage_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | 
 
 def latest_evaluation(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey) -> dg.AssetCheckEvaluation | None:
     execution = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key]).get(check_key)
-    return execution.evaluation if execution is not None else None
+    evaluation = execution.evaluation if execution is not None else None
+    # a check planned in a run that has not evaluated it yet has no result
+    return evaluation if isinstance(evaluation, dg.AssetCheckEvaluation) else None
 
 
 def verify_gate(
