@@ -5,13 +5,18 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
-from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from healthcare_assets import charts
 from healthcare_assets.assets import promotion
 from healthcare_assets.assets.common import latest_metadata_value, run_day_range
 from healthcare_assets.assets.fraud import CLAIM_FEATURES, EVALUATION_KEY, MODEL_KEYS, MODEL_TYPES, SCORE_KEYS
+from healthcare_assets.checks.governance import (
+    DI_GATE,
+    chi_square_result,
+    disparate_impact_result,
+    fairness_check_specs,
+)
 from healthcare_assets.domain import fairness
 from healthcare_assets.domain.features import PROTECTED_ATTRIBUTES
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
@@ -26,7 +31,7 @@ FRAUD_MODEL_NAME = "claims_fraud_autoencoder"
 GOVERNANCE_OWNERS = ["team:fraud-ml", "team:governance"]
 # the gates each fraud model must pass (checks/fraud.py and checks/governance.py define them)
 MODEL_CHECKS = ("training_data_volume", "scores_sane")
-DI_GATE_KEY = dg.AssetCheckKey(FAIRNESS_MONITORING_KEY, "disparate_impact_within_band")
+DI_GATE_KEY = dg.AssetCheckKey(FAIRNESS_MONITORING_KEY, DI_GATE)
 BEATS_BASELINE_KEY = dg.AssetCheckKey(EVALUATION_KEY, "beats_isolation_forest")
 
 FAIRNESS_SCHEMA = T.StructType(
@@ -129,10 +134,9 @@ def _report(rows: pd.DataFrame) -> str:
     owners=GOVERNANCE_OWNERS,
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
+    check_specs=fairness_check_specs(FAIRNESS_MONITORING_KEY),
 )
-def fairness_monitoring(
-    context: dg.AssetExecutionContext, config: FairnessConfig, lakehouse: LakehouseResource
-) -> DataFrame:
+def fairness_monitoring(context: dg.AssetExecutionContext, config: FairnessConfig, lakehouse: LakehouseResource):
     start, end = run_day_range(context)
     evaluated_at = datetime.now(UTC).replace(tzinfo=None)
     rows: list[tuple] = []
@@ -180,17 +184,21 @@ def fairness_monitoring(
             + "; ".join(over_limit)
         )
     frame = pd.DataFrame(rows, columns=FAIRNESS_SCHEMA.fieldNames())
-    context.add_output_metadata(
-        {
+    records = frame.to_dict("records")
+    yield dg.Output(
+        lakehouse.storage().spark.createDataFrame(rows, FAIRNESS_SCHEMA),
+        metadata={
             "model_versions": dg.MetadataValue.json(sorted(set(frame["model_version"]))),
             "biased_rows": dg.MetadataValue.int(int((frame["status"] == fairness.BIAS).sum())),
             "days_over_bias_limit": dg.MetadataValue.json(over_limit),
             "report": dg.MetadataValue.md(_report(frame)),
             "disparate_impact_chart": _worst_di_chart(frame),
             "di_band": f"[{fairness.DI_LOWER}, {fairness.DI_UPPER}]",
-        }
+        },
     )
-    return lakehouse.storage().spark.createDataFrame(rows, FAIRNESS_SCHEMA)
+    # after the output: the gates' results then belong to this materialisation
+    yield disparate_impact_result(records)
+    yield chi_square_result(records)
 
 
 @dg.asset(

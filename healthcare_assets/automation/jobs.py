@@ -24,7 +24,7 @@ data_quality_checks_job = dg.define_asset_job(
     # the fraud gates judge model runs, not stored tables
     selection=dg.AssetSelection.all_asset_checks()
     - dg.AssetSelection.checks(*governance_checks)
-    - dg.AssetSelection.groups("fraud"),
+    - dg.AssetSelection.groups("fraud", "governance"),  # governance: the fairness gates run with their asset
     partitions_def=daily_partitions,
     description="Runs every asset check against the stored tables for the chosen day(s).",
 )

@@ -8,11 +8,12 @@
   stops anything downstream of the drift summary (promotion) in the same run and triggers retraining.
 """
 
+import math
+
 import dagster as dg
 from pyspark.sql import functions as F
 
 from healthcare_assets.assets.common import run_days_if_partitioned
-from healthcare_assets.assets.governance import FAIRNESS_MONITORING_KEY
 from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_KEY
 from healthcare_assets.catalog import gate_metadata
 from healthcare_assets.domain import drift, fairness
@@ -127,70 +128,74 @@ RETRAINING_GATES = [composite_drift_within_limit.check_key]
 
 
 # --- fairness gates on governance/fairness_monitoring ----------------------------------------
+# Evaluated inside the fairness asset's step (its check specs), from the rows it writes: a separate check step
+# would not be ordered before registered_fraud_model, which promotes only on the result.
+
+DI_GATE = "disparate_impact_within_band"
+CHI_SQUARE_GATE = "flags_independent_of_group"
 
 
-def _fairness_rows(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource, order: str) -> list:
-    return _rows(context, lakehouse, FAIRNESS_MONITORING_KEY, order)
+def fairness_check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            DI_GATE,
+            asset=asset,
+            metadata=gate_metadata(blocking=False),
+            description=f"ERROR when a protected group's disparate impact of fraud flags lies outside "
+            f"[{fairness.DI_LOWER}, {fairness.DI_UPPER}] on a day of the run. It blocks promotion "
+            "(registered_fraud_model re-verifies it, records the refusal and alerts) rather than the run, so a "
+            "refusal is always audited.",
+        ),
+        dg.AssetCheckSpec(
+            CHI_SQUARE_GATE,
+            asset=asset,
+            metadata=gate_metadata(blocking=False),
+            description=f"WARN when the chi-square test finds fraud flags depend on a protected attribute "
+            f"(p < {fairness.CHI_SQUARE_ALPHA}) on a day of the run.",
+        ),
+    ]
 
 
-@dg.asset_check(
-    asset=FAIRNESS_MONITORING_KEY,
-    name="disparate_impact_within_band",
-    metadata=gate_metadata(blocking=False),
-    description=f"ERROR when a protected group's disparate impact of fraud flags lies outside "
-    f"[{fairness.DI_LOWER}, {fairness.DI_UPPER}] on a day of the run. It blocks promotion (registered_fraud_model "
-    "re-verifies it, records the refusal and alerts) rather than the run, so the refusal is always audited.",
-)
-def disparate_impact_within_band(
-    context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource
-) -> dg.AssetCheckResult:
-    rows = _fairness_rows(context, lakehouse, "disparate_impact")
+def disparate_impact_result(rows: list[dict]) -> dg.AssetCheckResult:
     biased = [r for r in rows if r["status"] == fairness.BIAS]
     judged = [r["disparate_impact"] for r in rows if r["status"] in (fairness.FAIR, fairness.BIAS, fairness.REFERENCE)]
+    worst = sorted(biased, key=lambda r: -abs(math.log(max(r["disparate_impact"], 1e-9))))[:WORST_SHOWN]
     return dg.AssetCheckResult(
+        check_name=DI_GATE,
         passed=bool(rows) and not biased,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=None if rows else "no fairness rows stored for the run's days",
+        description=None if rows else "no fairness rows for the run's days",
         metadata={
             "di_lower": fairness.DI_LOWER,
             "di_upper": fairness.DI_UPPER,
             "min_disparate_impact": float(min(judged)) if judged else 1.0,
             "max_disparate_impact": float(min(max(judged), 1e9)) if judged else 1.0,
             "biased_groups": len(biased),
-            "biased": dg.MetadataValue.json(
+            "worst_biased": dg.MetadataValue.json(
                 [
                     {
                         "day": str(r[PARTITION_COLUMN]),
                         "model": r["model_type"],
                         "attribute": r["attribute"],
                         "group": r["protected_group"],
-                        "disparate_impact": round(r["disparate_impact"], 3),
+                        "disparate_impact": round(min(r["disparate_impact"], 1e9), 3),
                     }
-                    for r in biased[:WORST_SHOWN]
+                    for r in worst
                 ]
             ),
         },
     )
 
 
-@dg.asset_check(
-    asset=FAIRNESS_MONITORING_KEY,
-    name="flags_independent_of_group",
-    metadata=gate_metadata(blocking=False),
-    description=f"WARN when the chi-square test finds fraud flags depend on a protected attribute "
-    f"(p < {fairness.CHI_SQUARE_ALPHA}) on a day of the run.",
-)
-def flags_independent_of_group(
-    context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource
-) -> dg.AssetCheckResult:
-    rows = _fairness_rows(context, lakehouse, "chi_square_p_value")
+def chi_square_result(rows: list[dict]) -> dg.AssetCheckResult:
     tested = {
         (str(r[PARTITION_COLUMN]), r["model_type"], r["attribute"]): r["chi_square_p_value"]
         for r in rows
-        if r["chi_square_p_value"] is not None
+        if r["chi_square_p_value"] is not None and not math.isnan(r["chi_square_p_value"])
     }
     dependent = sorted(k for k, p in tested.items() if p < fairness.CHI_SQUARE_ALPHA)
     return dg.AssetCheckResult(
+        check_name=CHI_SQUARE_GATE,
         passed=not dependent,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
@@ -202,5 +207,4 @@ def flags_independent_of_group(
     )
 
 
-fairness_checks = [disparate_impact_within_band, flags_independent_of_group]
-governance_checks = [*drift_checks, *fairness_checks]
+governance_checks = drift_checks  # the fairness gates are evaluated by their asset (check specs)
