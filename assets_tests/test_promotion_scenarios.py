@@ -39,9 +39,9 @@ from healthcare_assets.settings import load_settings
 
 START, DAY = date(2026, 1, 1), date(2026, 1, 5)
 FRAUD_DATA = {"claims_per_day": 600, "fraud_rate": 0.1, "num_members": 1500}
-# small CatBoost trees (its categorical models are the slow ones); XGBoost keeps its defaults, which beat the
-# IsolationForest baseline with a margin on this data
-TRAINING = {"config": {"iterations": 30, "depth": 4}}
+# Small trees train in seconds. The gate that each autoencoder beats the IsolationForest baseline is close on
+# this little data (training is deterministic: rows are ordered by claim id); these settings pass it.
+TRAINING = {"catboost": {"iterations": 30, "depth": 4}, "xgboost": {"iterations": 100, "depth": 3}}
 DI_GATE = ("governance/fairness_monitoring", "disparate_impact_within_band")
 
 
@@ -96,7 +96,7 @@ def fraud(tmp_path_factory):
         tmp_path_factory.mktemp("fraud"),
         FRAUD_DATA,
         FRAUD_SELECTION,
-        {MODEL_KEYS["catboost"].to_python_identifier(): TRAINING},
+        {MODEL_KEYS[t].to_python_identifier(): {"config": config} for t, config in TRAINING.items()},
     )
 
 
