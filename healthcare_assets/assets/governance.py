@@ -68,7 +68,10 @@ class FairnessConfig(dg.Config):
 def _scored_claims(lakehouse: LakehouseResource, model_type: str, start, end) -> pd.DataFrame:
     """The model's scores of start..end with the claims' protected attributes (no identifiers leave Spark)."""
     storage = lakehouse.storage()
-    scores = storage.read(TableRef.from_path(SCORE_KEYS[model_type].path), start, end)
+    ref = TableRef.from_path(SCORE_KEYS[model_type].path)
+    if not storage.exists(ref):
+        raise dg.Failure(f"{ref} does not exist: train the fraud models and score the day(s) first")
+    scores = storage.read(ref, start, end)
     groups = storage.read(CLAIM_FEATURES, start, end).select("claim_id", PARTITION_COLUMN, *PROTECTED_ATTRIBUTES)
     joined = scores.join(groups, ["claim_id", PARTITION_COLUMN]).select(
         PARTITION_COLUMN, "model_version", "fraud_score", *PROTECTED_ATTRIBUTES
