@@ -259,7 +259,11 @@ def registered_fraud_model(
 
 def _fairness_model_versions(instance: dg.DagsterInstance) -> set[str]:
     event = instance.get_latest_materialization_event(FAIRNESS_MONITORING_KEY)
-    if event is None or "model_versions" not in event.asset_materialization.metadata:
+    materialization = event.asset_materialization if event is not None else None
+    if materialization is None or "model_versions" not in materialization.metadata:
         return set()
-    versions = event.asset_materialization.metadata["model_versions"].value
+    versions = materialization.metadata["model_versions"].value
+    if not isinstance(versions, list):
+        return set()
+    # a row's model_version joins the versions that scored its day
     return {v for joined in versions for v in str(joined).split(",")}

@@ -79,7 +79,8 @@ def psi_score(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey) -> floa
     evaluation = latest_evaluation(instance, check_key)
     if evaluation is None or "max_psi" not in evaluation.metadata:
         return None
-    return float(evaluation.metadata["max_psi"].value)
+    value = evaluation.metadata["max_psi"].value
+    return float(value) if isinstance(value, int | float) else None
 
 
 def drift_gates(instance: dg.DagsterInstance) -> list[GateResult]:
