@@ -35,8 +35,12 @@ class Pipeline:
         self.synthetic = {**SMALL_DATA, **(synthetic or {})}
 
     def data_assets(self) -> list[dg.AssetKey]:
-        """Every asset but the fraud models and their scores (small data is too thin to train on)."""
-        fraud = [k for k in self.defs.resolve_all_asset_keys() if k.path[0] == "fraud" or "fraud_scores" in k.path[-1]]
+        """Every asset but the fraud models, their scores and fairness (small data is too thin to train on)."""
+        fraud = [
+            k
+            for k in self.defs.resolve_all_asset_keys()
+            if k.path[0] in ("fraud", "governance") or "fraud_scores" in k.path[-1]
+        ]
         return [k for k in self.defs.resolve_all_asset_keys() if k not in fraud]
 
     def run(

@@ -1,5 +1,6 @@
 """Risk models in the real code location: training, gates, champion promotion, daily scoring, monitoring, outreach."""
 
+import json
 from datetime import date
 
 import dagster as dg
@@ -142,6 +143,16 @@ def test_a_degraded_model_fails_its_gate_and_is_not_promoted(pipeline):
     assert not retry.success
     assert "risk_score_r2_gate failed" in _failure_message(retry, "risk__registered_risk_model")
     assert registry.version_with_alias(MODEL_NAME, CHAMPION).version == champion_before
+    # every decision is in the audit log: the first promotion, then the refusal with the failed gate
+    audit = _read(pipeline, "governance", "model_audit_log").sort_values("decided_at")
+    assert audit["model_name"].unique().tolist() == [MODEL_NAME]
+    assert audit["promoted"].tolist()[0] and not audit["promoted"].tolist()[-1]
+    refused = audit.iloc[-1]
+    assert refused["run_id"] == retry.run_id and "risk_score_r2_gate failed" in refused["reason"]
+    assert refused["model_version"] != champion_before
+    gates = {g["gate"]: g["passed"] for g in json.loads(refused["gate_results"])}
+    assert gates["risk/member_risk_model:risk_score_r2_gate"] is False
+    assert "risk/member_risk_model:high_risk_accuracy_parity" in gates
 
 
 def test_monitoring_fails_on_low_volume_and_mae_drift(pipeline, spark):

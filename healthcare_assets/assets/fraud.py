@@ -73,7 +73,7 @@ def _training_frames(
     """Train/validation frames (feature columns and day only) from the latest days, capped in size."""
     storage = lakehouse.storage()
     version = storage.version(CLAIM_FEATURES)
-    frame = _feature_frame(storage.read(CLAIM_FEATURES, version=version), [PARTITION_COLUMN], features)
+    frame = _feature_frame(storage.read(CLAIM_FEATURES, version=version), [PARTITION_COLUMN, "claim_id"], features)
     counts = {row[0]: row[1] for row in frame.groupBy(PARTITION_COLUMN).count().collect()}
     days = sorted(counts)
     first_validation = _split_days(days, config.validation_share)
@@ -84,7 +84,8 @@ def _training_frames(
             break
         kept.append(day)
         total += counts[day]
-    frame = frame.where(frame[PARTITION_COLUMN] >= min(kept)).orderBy(PARTITION_COLUMN).toPandas()
+    # a stable row order (Spark's is not): the same table version trains the same models
+    frame = frame.where(frame[PARTITION_COLUMN] >= min(kept)).orderBy(PARTITION_COLUMN, "claim_id").toPandas()
     is_validation = frame[PARTITION_COLUMN] >= first_validation
     return (
         frame[~is_validation].reset_index(drop=True),
@@ -247,7 +248,11 @@ def fraud_model_evaluation(
     )
     features = models["catboost"].features
     storage = lakehouse.storage()
-    frame = _feature_frame(storage.read(CLAIM_FEATURES), ["claim_id", PARTITION_COLUMN], features).toPandas()
+    frame = (
+        _feature_frame(storage.read(CLAIM_FEATURES), ["claim_id", PARTITION_COLUMN], features)
+        .orderBy(PARTITION_COLUMN, "claim_id")  # a stable row order: the baseline's subsampling depends on it
+        .toPandas()
+    )
     train = frame[frame[PARTITION_COLUMN] < first_validation]
     evaluate = frame[frame[PARTITION_COLUMN] >= first_validation].reset_index(drop=True)
     labels = _fraud_labels(lakehouse.landing_root, min(frame[PARTITION_COLUMN]), max(frame[PARTITION_COLUMN]))

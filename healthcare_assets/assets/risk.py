@@ -5,11 +5,13 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from healthcare_assets.assets import promotion
 from healthcare_assets.assets.common import SPARK_DELTA, run_days
 from healthcare_assets.assets.gold import MEMBER_FEATURES_KEY
 from healthcare_assets.assets.landing import RISK_SCORES_KEY
 from healthcare_assets.domain import risk
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
+from healthcare_assets.resources.alerts import AlertsResource
 from healthcare_assets.resources.delta import TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.resources.mlflow import CHAMPION, MlflowResource, pinned_requirements
@@ -27,6 +29,8 @@ RISK_OWNERS = ["team:risk-ml"]
 MODEL_KINDS = {"scikitlearn", "mlflow"}
 # The gate checks the promotion re-verifies (checks/risk.py defines them with these names).
 PROMOTION_CHECK_KEYS = [dg.AssetCheckKey(MEMBER_RISK_MODEL_KEY, gate.name) for gate in risk.PROMOTION_GATES]
+# The fairness gate of the high-risk classifier: accuracy parity per group (a warning check, but it blocks promotion).
+FAIRNESS_CHECK_KEY = dg.AssetCheckKey(MEMBER_RISK_MODEL_KEY, "high_risk_accuracy_parity")
 
 
 class RiskTrainingConfig(dg.Config):
@@ -154,33 +158,6 @@ def member_risk_model(
     )
 
 
-def _verified_gate_results(instance: dg.DagsterInstance) -> tuple[str, list[str]]:
-    """The model version of member_risk_model's latest materialisation, after checking that every promotion gate
-    was evaluated against that very materialisation and passed; raises dg.Failure otherwise."""
-    records = instance.fetch_materializations(MEMBER_RISK_MODEL_KEY, limit=1).records
-    if not records:
-        raise dg.Failure("member_risk_model has never been materialised: train it first")
-    latest = records[0]
-    materialization = latest.asset_materialization
-    executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(PROMOTION_CHECK_KEYS)
-    verified = []
-    for check_key in PROMOTION_CHECK_KEYS:
-        execution = executions.get(check_key)
-        evaluation = execution.evaluation if execution is not None else None
-        if evaluation is None:
-            raise dg.Failure(f"gate {check_key.name} has no result for member_risk_model: run its checks first")
-        target = evaluation.target_materialization_data
-        if target is None or target.storage_id != latest.storage_id:
-            raise dg.Failure(
-                f"gate {check_key.name} was not evaluated on the latest member_risk_model materialisation: "
-                "re-run the checks before promoting"
-            )
-        if not evaluation.passed:
-            raise dg.Failure(f"gate {check_key.name} failed for the latest model: it cannot be promoted")
-        verified.append(check_key.name)
-    return str(materialization.metadata["model_version"].value), verified
-
-
 def champion_version(mlflow: MlflowResource) -> str | None:
     champion = mlflow.version_with_alias(MODEL_NAME, CHAMPION)
     return None if champion is None else str(champion.version)
@@ -190,23 +167,39 @@ def champion_version(mlflow: MlflowResource) -> str | None:
     key=REGISTERED_RISK_MODEL_KEY,
     deps=[MEMBER_RISK_MODEL_KEY],
     description="Promotes the latest member risk model to `champion` in the MLflow registry, only after "
-    "re-verifying that every promotion gate passed on that very materialisation.",
+    "re-verifying that every promotion gate (metrics, accuracy parity, drift once evaluated) passed on that very "
+    "materialisation; records the decision in governance.model_audit_log and alerts on a refusal.",
     group_name="risk",
     kinds={"mlflow"},
     owners=RISK_OWNERS,
     backfill_policy=single_run_backfill,
 )
-def registered_risk_model(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.MaterializeResult:
-    version, verified = _verified_gate_results(context.instance)
+def registered_risk_model(
+    context: dg.AssetExecutionContext, mlflow: MlflowResource, lakehouse: LakehouseResource, alerts: AlertsResource
+) -> dg.MaterializeResult:
+    instance = context.instance
+    records = instance.fetch_materializations(MEMBER_RISK_MODEL_KEY, limit=1).records
+    if not records:
+        raise dg.Failure("member_risk_model has never been materialised: train it first")
+    version = str(records[0].asset_materialization.metadata["model_version"].value)
+    gates = [promotion.verify_gate(instance, key) for key in PROMOTION_CHECK_KEYS]
+    fairness = promotion.verify_gate(instance, FAIRNESS_CHECK_KEY, warn_blocks=True)
     previous = mlflow.version_with_alias(MODEL_NAME, CHAMPION)
-    mlflow.promote(MODEL_NAME, version)
-    context.log.info(f"{MODEL_NAME} version {version} is now {CHAMPION}")
+    metadata = promotion.decide_promotion(
+        context,
+        model_name=MODEL_NAME,
+        version=version,
+        gates=[*gates, fairness, *promotion.drift_gates(instance)],  # type: ignore[list-item]
+        fairness_gates=[fairness.gate],  # type: ignore[union-attr]
+        psi=promotion.latest_psi_score(instance),
+        lakehouse=lakehouse,
+        mlflow=mlflow,
+        alerts=alerts,
+    )
     return dg.MaterializeResult(
         metadata={
-            "registered_model": dg.MetadataValue.text(MODEL_NAME),
-            "champion_version": dg.MetadataValue.text(version),
+            **metadata,
             "previous_champion_version": dg.MetadataValue.text(str(previous.version) if previous else "none"),
-            "verified_gates": dg.MetadataValue.json(verified),
         }
     )
 

@@ -25,7 +25,7 @@ data_quality_checks_job = dg.define_asset_job(
     # the fraud gates judge model runs and their scores, checked when a model scores them
     selection=dg.AssetSelection.all_asset_checks()
     - dg.AssetSelection.checks(*governance_checks)
-    - dg.AssetSelection.groups("fraud")
+    - dg.AssetSelection.groups("fraud", "governance")  # governance: the fairness gates run with their asset
     - dg.AssetSelection.checks_for_assets(*SCORE_KEYS.values()),
     partitions_def=daily_partitions,
     description="Runs every asset check against the stored tables for the chosen day(s).",
@@ -42,12 +42,16 @@ risk_model_training_job = dg.define_asset_job(
 # Both autoencoders train at the same time (separate processes), then evaluation and the day's scoring.
 fraud_model_training_job = dg.define_asset_job(
     name="fraud_model_training",
+    # the fairness of the new scores is part of training: registered_fraud_model promotes only on its result
     selection=dg.AssetSelection.groups("fraud")
-    | dg.AssetSelection.keys(["gold", "fraud_scores_catboost"], ["gold", "fraud_scores_xgboost"]),
+    | dg.AssetSelection.keys(
+        ["gold", "fraud_scores_catboost"], ["gold", "fraud_scores_xgboost"], ["governance", "fairness_monitoring"]
+    ),
     partitions_def=daily_partitions,
     executor_def=dg.multiprocess_executor.configured({"max_concurrent": 2}),
     description="Trains the CatBoost and XGBoost fraud autoencoders in parallel, evaluates them against the "
-    "labels and the IsolationForest baseline, and scores the chosen day(s).",
+    "labels and the IsolationForest baseline, scores the chosen day(s), checks the fairness of the flags and "
+    "promotes the better model when every gate passed.",
 )
 
 

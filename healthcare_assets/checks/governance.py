@@ -8,12 +8,15 @@
   stops anything downstream of the drift summary (promotion) in the same run and triggers retraining.
 """
 
+import math
+
 import dagster as dg
 from pyspark.sql import functions as F
 
 from healthcare_assets.assets.common import run_days_if_partitioned
 from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_KEY
-from healthcare_assets.domain import drift
+from healthcare_assets.catalog import gate_metadata
+from healthcare_assets.domain import drift, fairness
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 
@@ -118,7 +121,90 @@ def composite_drift_within_limit(
     )
 
 
-governance_checks = [psi_within_limits, psi_early_warning, composite_drift_within_limit]
+drift_checks = [psi_within_limits, psi_early_warning, composite_drift_within_limit]
 # the gate whose failure requests retraining (DESIGN: composite drift > 0.3 -> retraining); a single gate, so one
 # drifted monitoring run requests one retraining run
 RETRAINING_GATES = [composite_drift_within_limit.check_key]
+
+
+# --- fairness gates on governance/fairness_monitoring ----------------------------------------
+# Evaluated inside the fairness asset's step (its check specs), from the rows it writes: a separate check step
+# would not be ordered before registered_fraud_model, which promotes only on the result.
+
+DI_GATE = "disparate_impact_within_band"
+CHI_SQUARE_GATE = "flags_independent_of_group"
+
+
+def fairness_check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            DI_GATE,
+            asset=asset,
+            metadata=gate_metadata(blocking=False),
+            description=f"ERROR when a protected group's disparate impact of fraud flags lies outside "
+            f"[{fairness.DI_LOWER}, {fairness.DI_UPPER}] on a day of the run. It blocks promotion "
+            "(registered_fraud_model re-verifies it, records the refusal and alerts) rather than the run, so a "
+            "refusal is always audited.",
+        ),
+        dg.AssetCheckSpec(
+            CHI_SQUARE_GATE,
+            asset=asset,
+            metadata=gate_metadata(blocking=False),
+            description=f"WARN when the chi-square test finds fraud flags depend on a protected attribute "
+            f"(p < {fairness.CHI_SQUARE_ALPHA}) on a day of the run.",
+        ),
+    ]
+
+
+def disparate_impact_result(rows: list[dict]) -> dg.AssetCheckResult:
+    biased = [r for r in rows if r["status"] == fairness.BIAS]
+    judged = [r["disparate_impact"] for r in rows if r["status"] in (fairness.FAIR, fairness.BIAS, fairness.REFERENCE)]
+    worst = sorted(biased, key=lambda r: -abs(math.log(max(r["disparate_impact"], 1e-9))))[:WORST_SHOWN]
+    return dg.AssetCheckResult(
+        check_name=DI_GATE,
+        passed=bool(rows) and not biased,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=None if rows else "no fairness rows for the run's days",
+        metadata={
+            "di_lower": fairness.DI_LOWER,
+            "di_upper": fairness.DI_UPPER,
+            "min_disparate_impact": float(min(judged)) if judged else 1.0,
+            "max_disparate_impact": float(min(max(judged), 1e9)) if judged else 1.0,
+            "biased_groups": len(biased),
+            "worst_biased": dg.MetadataValue.json(
+                [
+                    {
+                        "day": str(r[PARTITION_COLUMN]),
+                        "model": r["model_type"],
+                        "attribute": r["attribute"],
+                        "group": r["protected_group"],
+                        "disparate_impact": round(min(r["disparate_impact"], 1e9), 3),
+                    }
+                    for r in worst
+                ]
+            ),
+        },
+    )
+
+
+def chi_square_result(rows: list[dict]) -> dg.AssetCheckResult:
+    tested = {
+        (str(r[PARTITION_COLUMN]), r["model_type"], r["attribute"]): r["chi_square_p_value"]
+        for r in rows
+        if r["chi_square_p_value"] is not None and not math.isnan(r["chi_square_p_value"])
+    }
+    dependent = sorted(k for k, p in tested.items() if p < fairness.CHI_SQUARE_ALPHA)
+    return dg.AssetCheckResult(
+        check_name=CHI_SQUARE_GATE,
+        passed=not dependent,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "alpha": fairness.CHI_SQUARE_ALPHA,
+            "tests": len(tested),
+            "dependent": dg.MetadataValue.json([{"day": d, "model": m, "attribute": a} for d, m, a in dependent]),
+            "min_p_value": float(min(tested.values())) if tested else 1.0,
+        },
+    )
+
+
+governance_checks = drift_checks  # the fairness gates are evaluated by their asset (check specs)

@@ -74,8 +74,6 @@ DERIVED_COLUMNS = {
     "is_flagged_p95": "Score above the model's p95 training threshold",
     "is_flagged_p99": "Score above the model's p99 training threshold",
     "top_features": "Features whose reconstruction error contributed most to the score, largest first",
-    "model_version": "Version of the model that produced the row (MLflow registry version or run id)",
-    "model_name": "Registered MLflow model that produced the row",
     "scored_at": "When the row was scored (UTC)",
     # gold.member_risk_predictions
     "risk_score": "Predicted actuarial risk score, 0-100",
@@ -98,7 +96,6 @@ DERIVED_COLUMNS = {
     "protected_attribute": "True for gender, region and age group (demographic drift)",
     "gated": "True if both windows are large enough for the PSI gate to judge this row",
     "psi": "Population stability index of the day against the reference window",
-    "status": "OK, WARN or ERROR under the gate's thresholds (or INSUFFICIENT_DATA)",
     "reference_start": "First day of the reference window",
     "reference_end": "Last day of the reference window",
     "reference_rows": "Rows in the reference window",
@@ -114,6 +111,30 @@ DERIVED_COLUMNS = {
     "features_monitored": "Number of gated features in the day's PSI",
     "worst_feature": "Feature with the largest PSI that day",
     "worst_psi": "PSI of that feature",
+    # governance.fairness_monitoring
+    "model_type": "Fraud autoencoder family (catboost or xgboost)",
+    "attribute": "Protected attribute the row judges",
+    "protected_group": "Value of the protected attribute (the group)",
+    "reference_group": "Group the disparate impact is relative to (the lowest flag rate among judged groups)",
+    "group_size": "Scored claims of the group that day",
+    "flagged": "Claims of the group flagged (score at or above score_threshold)",
+    "flag_rate": "flagged / group_size",
+    "disparate_impact": "flag_rate / the reference group's flag rate; bias outside [0.8, 1.25]",
+    "chi_square_p_value": "p-value of Pearson's chi-square test of flag vs group for the attribute that day",
+    "status": "Row status: fair, bias, reference or insufficient_data (fairness); ok, warning, error (drift)",
+    "attribute_status": "Attribute status that day: fair, warning (p < 0.05), bias or insufficient_data",
+    "score_threshold": "Fraud score at or above which a claim counts as flagged (the day's 95th percentile)",
+    "evaluated_at": "When the fairness analysis ran (UTC)",
+    # governance.model_audit_log
+    "model_name": "Registered model name in the MLflow registry",
+    "model_version": "Model version (registry version, or the MLflow run id of a scored model)",
+    "deployed_by": "Who launched the promotion: the run's user tag, else dagster:<job>",
+    "fairness_validated": "True when the model's fairness gate passed",
+    "psi_score": "Largest gated PSI of the latest drift monitoring (null before any)",
+    "gate_results": "JSON list of every gate: name, passed, detail",
+    "promoted": "True when the version became champion",
+    "decided_at": "When the promotion was decided (UTC)",
+    "run_id": "Dagster run that wrote the row",
     **{
         f"has_{name}": f"{name.upper() if len(name) <= 4 else name.capitalize()}: diagnosis {prefix}*"
         + (f" or a {drug_class} fill" if drug_class else "")

@@ -187,6 +187,11 @@ class DeltaStorage:
         self._save(writer, ref)
 
     @retried_on_conflict
+    def append(self, frame: DataFrame, ref: TableRef) -> None:
+        """Appends rows (creates the table on the first write): for logs such as the model audit log."""
+        self._save(frame.write.format("delta").mode("append"), ref)
+
+    @retried_on_conflict
     def merge(self, ref: TableRef, source: DataFrame, merge_sql: str) -> None:
         """Runs `MERGE INTO {target} AS t USING {source} AS s ...`; creates the table from the source when absent."""
         if not self.exists(ref):
