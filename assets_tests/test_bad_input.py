@@ -12,21 +12,20 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
 from assets_tests.phi_scan import run_texts
 from assets_tests.pipeline import Pipeline, check_results
 from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
-from healthcare_assets.assets.landing import FRAUD_LABELS_KEY
+from healthcare_assets.assets.landing import synthetic_landing_feeds
 from healthcare_assets.domain.landing import landing_file_problem
 from healthcare_assets.domain.sources import MEDICAL_CLAIMS, SOURCES
 from healthcare_assets.transforms.bronze import count_landing_lines
 
 DAY = date(2026, 1, 1)
 BRONZE = [*BRONZE_KEYS.values(), QUARANTINE_KEY]
-LANDING = [*(dg.AssetKey(["landing", name]) for name in SOURCES), FRAUD_LABELS_KEY]
+LANDING = list(synthetic_landing_feeds.keys)  # the generator writes every feed in one step
 CLAIM = {
     "claim_id": "CLMX0001",
     "member_id": "MCD900000001",

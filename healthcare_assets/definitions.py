@@ -8,7 +8,7 @@ from healthcare_assets.assets import governance as governance_assets
 from healthcare_assets.automation import governance, jobs, maintenance, sensors
 from healthcare_assets.checks import fraud as fraud_checks
 from healthcare_assets.checks import governance as governance_checks
-from healthcare_assets.checks import quality
+from healthcare_assets.checks import promotion, quality
 from healthcare_assets.checks import risk as risk_checks
 from healthcare_assets.partitions import single_run_backfill
 from healthcare_assets.resources.build import build_resources
@@ -28,6 +28,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         [
             *quality.quality_checks,
             *fraud_checks.fraud_checks,
+            *promotion.fraud_promotion_checks,
             *risk_checks.risk_checks,
             *governance_checks.governance_checks,
         ],

@@ -28,6 +28,12 @@ CLAIM_FEATURE_SOURCES = {
     "num_previous_claims": [(_CLAIMS, "member_key"), (_CLAIMS, "claim_id")],
     "average_claim_amount": [(_CLAIMS, "member_key"), (_CLAIMS, "claim_amount")],
     "claim_duration_days": [(_CLAIMS, "service_start_date"), (_CLAIMS, "service_end_date")],
+    "identical_claims_before": [
+        (_CLAIMS, column) for column in ("member_key", "provider_id", "procedure_code", "service_start_date")
+    ],
+    "lines_same_visit": [(_CLAIMS, column) for column in ("member_key", "provider_id", "service_start_date")],
+    "amount_to_procedure_typical": [(_CLAIMS, "procedure_code"), (_CLAIMS, "claim_amount")],
+    "procedure_share_for_diagnosis": [(_CLAIMS, "diagnosis_code"), (_CLAIMS, "procedure_code")],
 }
 _DEMOGRAPHICS = ("member_key", "gender", "geographic_region", "plan_code", "enrollment_status", "bmi")
 _CLAIM_COUNTS = ("num_claims", "num_er_visits", "num_inpatient_stays", "num_outpatient_visits")

@@ -158,11 +158,6 @@ def member_risk_model(
     )
 
 
-def champion_version(mlflow: MlflowResource) -> str | None:
-    champion = mlflow.version_with_alias(MODEL_NAME, CHAMPION)
-    return None if champion is None else str(champion.version)
-
-
 @dg.asset(
     key=REGISTERED_RISK_MODEL_KEY,
     deps=[MEMBER_RISK_MODEL_KEY],

@@ -6,6 +6,7 @@ import math
 import dagster as dg
 
 from healthcare_assets.assets.fraud import EVALUATION_KEY, MODEL_KEYS, MODEL_TYPES
+from healthcare_assets.catalog import gate_metadata
 
 # Fewer training claims than this make per-feature models (and their p99) meaningless.
 MIN_TRAINING_ROWS = 200
@@ -27,6 +28,7 @@ def _model_checks(model_type: str) -> list[dg.AssetChecksDefinition]:
         asset=key,
         name="training_data_volume",
         blocking=True,
+        metadata=gate_metadata(blocking=True),
         description=f"The model trained on at least {MIN_TRAINING_ROWS} claims and validated on some.",
     )
     def training_data_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -41,6 +43,7 @@ def _model_checks(model_type: str) -> list[dg.AssetChecksDefinition]:
         asset=key,
         name="scores_sane",
         blocking=True,
+        metadata=gate_metadata(blocking=True),
         description="Without labels: validation scores are finite and the p95 threshold is below the p99 one.",
     )
     def scores_sane(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -59,6 +62,7 @@ def _model_checks(model_type: str) -> list[dg.AssetChecksDefinition]:
     asset=EVALUATION_KEY,
     name="beats_isolation_forest",
     blocking=True,
+    metadata=gate_metadata(blocking=True),
     description="Each autoencoder's ROC-AUC on the validation days beats the IsolationForest baseline's "
     f"(a warning instead when the days hold fewer than {MIN_EVALUATION_FRAUD_ROWS} labelled frauds).",
 )

@@ -42,6 +42,7 @@ def _psi_check(name: str, threshold: float, severity: dg.AssetCheckSeverity) -> 
     @dg.asset_check(
         asset=PSI_METRICS_KEY,
         name=name,
+        metadata=gate_metadata(blocking=False),
         description=f"Every gated feature has PSI < {threshold} on every day of the run ({severity.value}; the "
         "reference window is recorded in each row; trailing-history features are gated once their history is full).",
     )
@@ -80,6 +81,7 @@ psi_early_warning = _psi_check("psi_early_warning", drift.PSI_WARN, dg.AssetChec
     description=f"The composite drift score is at most {drift.COMPOSITE_ERROR} on every day of the run "
     "(ERROR, blocking: retraining is requested, promotion downstream stops).",
     blocking=True,
+    metadata=gate_metadata(blocking=True),
 )
 def composite_drift_within_limit(
     context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource

@@ -14,6 +14,7 @@ from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
 from healthcare_assets.assets.common import run_days_if_partitioned
 from healthcare_assets.assets.fraud import SCORE_KEYS
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY, MEMBER_FEATURES_KEY
+from healthcare_assets.assets.governance import FAIRNESS_MONITORING_KEY
 from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_KEY
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
 from healthcare_assets.catalog import gate_metadata
@@ -102,6 +103,7 @@ TABLE_RULES = [
         },
     ),
     TableRules(PSI_METRICS_KEY, (PARTITION_COLUMN, "feature")),
+    TableRules(FAIRNESS_MONITORING_KEY, (PARTITION_COLUMN, "model_type", "attribute", "protected_group")),
     *(
         TableRules(
             key,

@@ -14,15 +14,15 @@ from healthcare_assets.assets.outreach import OUTREACH_KEY
 from healthcare_assets.assets.risk import (
     MEMBER_RISK_MODEL_KEY,
     MEMBER_RISK_PREDICTIONS_KEY,
+    MODEL_NAME,
     REGISTERED_RISK_MODEL_KEY,
-    champion_version,
 )
 from healthcare_assets.catalog import gate_metadata
+from healthcare_assets.checks.promotion import champion_is_the_promoted_version
 from healthcare_assets.checks.quality import TableRules, _key_check, _rules_check
 from healthcare_assets.domain import risk
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
-from healthcare_assets.resources.mlflow import MlflowResource
 from healthcare_assets.resources.privacy import PrivacyResource
 from healthcare_assets.transforms.risk import risk_labels
 
@@ -157,25 +157,6 @@ def risk_score_mae_drift(
     )
 
 
-@dg.asset_check(
-    metadata=gate_metadata(blocking=True),
-    asset=REGISTERED_RISK_MODEL_KEY,
-    blocking=True,
-    description="The registry's champion is the version this asset promoted (nothing moved the alias since).",
-)
-def champion_is_the_promoted_version(
-    context: dg.AssetCheckExecutionContext, mlflow: MlflowResource
-) -> dg.AssetCheckResult:
-    event = context.instance.get_latest_materialization_event(REGISTERED_RISK_MODEL_KEY)
-    promoted = event.asset_materialization.metadata["champion_version"].value if event else None
-    current = champion_version(mlflow)
-    return dg.AssetCheckResult(
-        passed=promoted is not None and promoted == current,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"promoted_version": str(promoted), "champion_version": str(current)},
-    )
-
-
 # Table gates: keys unique (no member twice in the outreach list) and values in range.
 RISK_TABLES = [
     TableRules(
@@ -204,7 +185,7 @@ RISK_TABLES = [
 risk_checks = [
     *[_key_check(table) for table in RISK_TABLES],
     *[_rules_check(table, table.rules, dg.AssetCheckSeverity.ERROR) for table in RISK_TABLES],
-    champion_is_the_promoted_version,
+    champion_is_the_promoted_version(REGISTERED_RISK_MODEL_KEY, MODEL_NAME),
     *[_promotion_gate(gate) for gate in risk.PROMOTION_GATES],
     high_risk_accuracy_parity,
     daily_prediction_volume,
