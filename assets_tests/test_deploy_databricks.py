@@ -29,7 +29,7 @@ from healthcare_assets.domain.synthetic import write_landing_day
 from healthcare_assets.environments import PROFILES, RUNTIME
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "dapi-emulator-token"
+TOKEN = "dapi-emulator-token"  # fake credential for the emulator; pragma: allowlist secret
 DEV = PROFILES["dev"]
 DAY = date(2026, 1, 1)
 PSEUDONYMISATION_KEY = "dev-pseudonymisation-key-from-the-scope"

@@ -19,7 +19,7 @@ from healthcare_assets.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ["local", "dev", "staging", "prod"]
-TOKEN = "dapi-secret-token-value"
+TOKEN = "dapi-secret-token-value"  # fake credential for the emulator; pragma: allowlist secret
 WORKSPACE = {"DATABRICKS_HOST": "https://adb-1.cloud.databricks.com", "DATABRICKS_TOKEN": TOKEN}
 
 

@@ -30,6 +30,8 @@ SECRET_PATTERNS = {
     "password or key assigned a literal": r"(?i)\b(password|passwd|secret|api_key|token)\s*[:=]\s*['\"][^'\"\s]{12,}['\"]",
 }
 
+ALLOWLIST_MARKER = "pragma: allowlist " + "secret"
+
 
 def _bandit(*targets: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -87,7 +89,9 @@ def test_no_tracked_file_contains_a_secret():
     assert len(files) > 20
     hits = []
     for path in files:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+        # a test fixture's fake credential says so on its line (detect-secrets' allowlist comment)
+        text = "\n".join(line for line in lines if ALLOWLIST_MARKER not in line)
         hits += [
             f"{path.relative_to(ROOT)}: {kind}" for kind, pattern in SECRET_PATTERNS.items() if re.search(pattern, text)
         ]
