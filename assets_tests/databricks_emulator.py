@@ -495,6 +495,8 @@ class DatabricksEmulator:
             **self.cluster_environment,
             **(new_cluster.get("spark_env_vars") or {}),
             "DATABRICKS_RUNTIME_VERSION": spark_version,
+            # the emulated cluster's Spark is Sail (no DESCRIBE HISTORY): its storage layer uses delta-rs
+            "SPARK_ENGINE": "sail",
             "DATABRICKS_HOST": self.url,
             "DATABRICKS_TOKEN": self.token,
         }

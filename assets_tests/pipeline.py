@@ -34,6 +34,12 @@ class Pipeline:
         self.instance = dg.DagsterInstance.ephemeral()
         self.synthetic = {**SMALL_DATA, **(synthetic or {})}
 
+    def medallion_assets(self) -> list[dg.AssetKey]:
+        """Landing through gold, without the tables a model writes (what the engines must agree on)."""
+        layers = dg.AssetSelection.groups("landing", "bronze", "silver", "gold")
+        model_outputs = dg.AssetSelection.groups("fraud", "risk").downstream()
+        return sorted((layers - model_outputs).resolve(self.defs.resolve_asset_graph()), key=str)
+
     def data_assets(self) -> list[dg.AssetKey]:
         """Every asset but the fraud models, their scores and fairness (small data is too thin to train on)."""
         fraud = [

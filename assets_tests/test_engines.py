@@ -32,7 +32,8 @@ import json, sys
 from datetime import date
 from assets_tests.pipeline import Pipeline, check_results
 root, engine, day, synthetic = sys.argv[1], sys.argv[2], date.fromisoformat(sys.argv[3]), json.loads(sys.argv[4])
-result = Pipeline(root, synthetic=synthetic, engine=engine).run(day)
+pipeline = Pipeline(root, synthetic=synthetic, engine=engine)
+result = pipeline.run(day, selection=pipeline.medallion_assets())
 failed = sorted("/".join(k) for k, e in check_results(result).items() if not e.passed and e.severity.value == "ERROR")
 errors = [f"{e.step_key}: {e.event_specific_data.error.message}" for e in result.all_events if e.is_step_failure]
 print(json.dumps({"success": result.success, "failed_error_checks": failed, "step_errors": errors}))
@@ -71,9 +72,13 @@ def lakehouses(tmp_path_factory):
     """`mixed`: day 1 and 3 on this process's engine, day 2 on the other; `single`: all days on this engine."""
     mixed = Pipeline(tmp_path_factory.mktemp("mixed"), synthetic=TINY)
     single = Pipeline(tmp_path_factory.mktemp("single"), synthetic=TINY)
-    outcomes = {"first": mixed.run(D1), "other": _run_in_other_engine(Path(mixed.settings.lakehouse_root), D2)}
-    outcomes["last"] = mixed.run(D3)
-    single.first_result = single.run(D1, D3)
+    medallion = mixed.medallion_assets()
+    outcomes = {
+        "first": mixed.run(D1, selection=medallion),
+        "other": _run_in_other_engine(Path(mixed.settings.lakehouse_root), D2),
+    }
+    outcomes["last"] = mixed.run(D3, selection=medallion)
+    single.first_result = single.run(D1, D3, selection=medallion)
     return mixed, single, outcomes
 
 

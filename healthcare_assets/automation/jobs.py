@@ -4,29 +4,38 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from healthcare_assets.assets.fraud import SCORE_KEYS
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY
 from healthcare_assets.assets.monitoring import PSI_METRICS_KEY
 from healthcare_assets.checks.governance import governance_checks
 from healthcare_assets.partitions import daily_partitions
 
 # Landing through gold for one day; the unpartitioned member tables refresh after the day's partitions.
+# What the models write (scores, predictions, the outreach list built on them) and the model assets themselves.
+MODELS_AND_OUTPUTS = dg.AssetSelection.groups("fraud", "risk", "governance").downstream()
+
+# Landing through the gold feature tables: never waits for a model, so a day is ingested even before any champion.
 daily_pipeline_job = dg.define_asset_job(
     name="daily_pipeline",
-    selection=dg.AssetSelection.groups("landing", "bronze", "silver", "gold"),
+    selection=dg.AssetSelection.groups("landing", "bronze", "silver", "gold") - MODELS_AND_OUTPUTS,
     partitions_def=daily_partitions,
-    description="Ingests one day's feeds into bronze, silver and gold, with every data-quality gate.",
+    description="Ingests one day's feeds into bronze, silver and the gold feature tables, with every data-quality "
+    "gate.",
+)
+
+# Batch scoring of the day with the current champions: fraud scores, risk predictions, the outreach list.
+daily_scoring_job = dg.define_asset_job(
+    name="daily_scoring",
+    selection=dg.AssetSelection.groups("gold") & MODELS_AND_OUTPUTS,
+    partitions_def=daily_partitions,
+    description="Scores the day's claims and members with the champion models and rebuilds the outreach list.",
 )
 
 # Re-evaluates every data-quality gate for a day (or a range) without rematerialising anything.
 data_quality_checks_job = dg.define_asset_job(
     name="data_quality_checks",
     # the drift gates run with the monitoring job (re-running them here would request retraining again);
-    # the fraud gates judge model runs and their scores, checked when a model scores them
-    selection=dg.AssetSelection.all_asset_checks()
-    - dg.AssetSelection.checks(*governance_checks)
-    - dg.AssetSelection.groups("fraud", "governance")  # governance: the fairness gates run with their asset
-    - dg.AssetSelection.checks_for_assets(*SCORE_KEYS.values()),
+    # model gates judge training runs; model outputs are checked when a model writes them
+    selection=dg.AssetSelection.all_asset_checks() - dg.AssetSelection.checks(*governance_checks) - MODELS_AND_OUTPUTS,
     partitions_def=daily_partitions,
     description="Runs every asset check against the stored tables for the chosen day(s).",
 )
@@ -87,22 +96,26 @@ def last_complete_day(now: datetime) -> date:
     return now.astimezone(UTC).date() - timedelta(days=1)
 
 
-def build_daily_pipeline_schedule(timezone: str = "UTC") -> dg.ScheduleDefinition:
-    """02:00 in `timezone` every day, for the newest UTC day that has ended by then."""
+def build_daily_schedule(job, hour: int, timezone: str = "UTC") -> dg.ScheduleDefinition:
+    """`hour`:00 in `timezone` every day, for the newest UTC day that has ended by then."""
 
     # build_schedule_from_partitioned_job fixes the time zone to the partitions' (UTC); this one is configurable
     @dg.schedule(
-        name="daily_pipeline_schedule",
-        job=daily_pipeline_job,
-        cron_schedule="0 2 * * *",
+        name=f"{job.name}_schedule",
+        job=job,
+        cron_schedule=f"0 {hour} * * *",
         execution_timezone=timezone,
-        description="Runs the daily pipeline at 02:00 (SCHEDULE_TIMEZONE) for the newest day that has ended.",
+        description=f"Runs {job.name} at {hour:02d}:00 (SCHEDULE_TIMEZONE) for the newest day that has ended.",
     )
-    def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext):
+    def _schedule(context: dg.ScheduleEvaluationContext):
         day = last_complete_day(context.scheduled_execution_time).isoformat()
         return dg.RunRequest(run_key=day, partition_key=day)
 
-    return daily_pipeline_schedule
+    return _schedule
+
+
+def build_daily_pipeline_schedule(timezone: str = "UTC") -> dg.ScheduleDefinition:
+    return build_daily_schedule(daily_pipeline_job, 2, timezone)
 
 
 SCHEDULE_TAG = "healthcare/schedule"
@@ -192,11 +205,17 @@ def _latest_materialization_id(instance: dg.DagsterInstance, key: dg.AssetKey, p
 
 
 def build_schedules(timezone: str = "UTC") -> list[dg.ScheduleDefinition]:
-    return [build_daily_pipeline_schedule(timezone), *build_monitoring_schedules(timezone)]
+    # ingestion at 02:00, scoring with the champions at 03:00, monitoring from 06:00
+    return [
+        build_daily_pipeline_schedule(timezone),
+        build_daily_schedule(daily_scoring_job, 3, timezone),
+        *build_monitoring_schedules(timezone),
+    ]
 
 
 jobs = [
     daily_pipeline_job,
+    daily_scoring_job,
     data_quality_checks_job,
     fraud_model_training_job,
     risk_model_training_job,
