@@ -130,6 +130,8 @@ def test_a_multiprocess_run_and_a_second_run_at_the_same_time_leave_consistent_t
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # the instance's storage exists before two processes use it (as with a deployed instance)
+    dg.DagsterInstance.from_config(str(home)).dispose()
     root = tmp_path / "lakehouse"
     env = {**os.environ, "DAGSTER_HOME": str(home), "LAKEHOUSE_ROOT": str(root)}
     config = json.dumps({"ops": {"synthetic_landing_feeds": {"config": SMALL_DATA}}})

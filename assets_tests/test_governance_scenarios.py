@@ -34,7 +34,7 @@ SCENARIO_DATA = {
     **SMALL_DATA,
     "claims_per_day": 400,
     "drift_start": DRIFT_START.isoformat(),
-    "drift_strength": 3.0,
+    "drift_strength": 4.0,
 }
 
 
