@@ -28,8 +28,8 @@ def _claims(rates: dict[str, dict[str, tuple[int, int]]], seed: int = 7) -> tupl
 
 
 def test_flag_rates_disparate_impact_and_chi_square_match_a_hand_computed_table():
-    # gender: F 200 claims / 10 flagged (5 %), M 200 / 20 (10 %), U 100 / 8 (8 %); threshold: score 1.0
-    data, scores = _claims({"patient_gender": {"F": (200, 10), "M": (200, 20), "U": (100, 8)}})
+    # gender: F 2000 claims / 100 flagged (5 %), M 2000 / 200 (10 %), U 1000 / 80 (8 %); threshold: score 1.0
+    data, scores = _claims({"patient_gender": {"F": (2000, 100), "M": (2000, 200), "U": (1000, 80)}})
     analyzer = FairnessAnalyzer(data, scores, ["patient_gender"], score_threshold=1.0)
     result = analyzer.analyze_all_attributes()["patient_gender"]
     by_group = {g.group: g for g in result.groups}
@@ -38,7 +38,7 @@ def test_flag_rates_disparate_impact_and_chi_square_match_a_hand_computed_table(
     assert by_group["M"].disparate_impact == pytest.approx(2.0) and by_group["M"].status == fairness.BIAS
     assert by_group["U"].disparate_impact == pytest.approx(0.08 / 0.05) and by_group["U"].status == fairness.BIAS
     # Pearson chi-square by hand: expected = row total * column total / n
-    observed = np.array([[10, 190], [20, 180], [8, 92]], dtype=float)
+    observed = np.array([[100, 1900], [200, 1800], [80, 920]], dtype=float)
     expected = observed.sum(1, keepdims=True) * observed.sum(0, keepdims=True) / observed.sum()
     assert result.chi_square == pytest.approx(((observed - expected) ** 2 / expected).sum())
     assert result.degrees_of_freedom == 2
@@ -105,13 +105,22 @@ def test_small_groups_are_reported_with_their_status_and_left_out_of_the_gate():
 
 def test_configured_reference_group_and_lower_bound():
     # reference M (10 %): F at 5 % has DI 0.5 < 0.8
-    data, scores = _claims({"patient_gender": {"F": (200, 10), "M": (200, 20)}})
+    data, scores = _claims({"patient_gender": {"F": (2000, 100), "M": (2000, 200)}})
     result = FairnessAnalyzer(
         data, scores, ["patient_gender"], score_threshold=1.0, reference_groups={"patient_gender": "M"}
     ).analyze_attribute("patient_gender")
     assert result.reference_group == "M"
     assert {g.group: g.disparate_impact for g in result.groups} == pytest.approx({"F": 0.5, "M": 1.0})
     assert result.biased_groups == ["F"]
+
+
+def test_an_out_of_band_ratio_on_a_handful_of_flags_is_not_significant_bias():
+    # the same 5 % vs 10 % on 200 claims each (10 vs 20 flags): DI 2.0, but chi-square p > 0.05
+    data, scores = _claims({"patient_gender": {"F": (200, 10), "M": (200, 20)}})
+    result = FairnessAnalyzer(data, scores, ["patient_gender"], score_threshold=1.0).analyze_attribute("patient_gender")
+    assert result.max_disparate_impact == pytest.approx(2.0) and result.p_value > fairness.CHI_SQUARE_ALPHA
+    assert {g.group: g.status for g in result.groups} == {"F": fairness.REFERENCE, "M": fairness.NOT_SIGNIFICANT}
+    assert result.biased_groups == [] and result.is_fair
 
 
 def test_significant_but_small_difference_is_a_warning_not_bias():

@@ -121,7 +121,7 @@ DERIVED_COLUMNS = {
     "flag_rate": "flagged / group_size",
     "disparate_impact": "flag_rate / the reference group's flag rate; bias outside [0.8, 1.25]",
     "chi_square_p_value": "p-value of Pearson's chi-square test of flag vs group for the attribute that day",
-    "status": "Row status: fair, bias, reference or insufficient_data (fairness); ok, warning, error (drift)",
+    "status": "Row status: fair, bias, not_significant, reference or insufficient_data (fairness); ok, warning, error (drift)",
     "attribute_status": "Attribute status that day: fair, warning (p < 0.05), bias or insufficient_data",
     "score_threshold": "Fraud score at or above which a claim counts as flagged (the day's 95th percentile)",
     "evaluated_at": "When the fairness analysis ran (UTC)",

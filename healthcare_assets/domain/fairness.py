@@ -8,7 +8,10 @@ flagged is the adverse outcome, so per protected attribute:
 * disparate impact (DI) of a group = its flag rate / the reference group's flag
   rate. The reference is the most favoured group (the lowest flag rate among
   groups large enough to judge) unless one is configured. DI outside
-  [DI_LOWER, DI_UPPER] is bias;
+  [DI_LOWER, DI_UPPER] is bias when the chi-square test below confirms the
+  difference (p < CHI_SQUARE_ALPHA), as the four-fifths rule is applied with a
+  significance test on small samples; an unconfirmed one is reported as
+  `not_significant` (a handful of flags per group swings a ratio far out of band);
 * Pearson's chi-square test of independence of flag and group (no continuity
   correction) over the groups large enough to judge; p < CHI_SQUARE_ALPHA is a
   warning;
@@ -45,6 +48,7 @@ MISSING_GROUP = "<missing>"
 # group statuses
 FAIR = "fair"
 BIAS = "bias"
+NOT_SIGNIFICANT = "not_significant"  # DI out of band, but the chi-square test does not confirm it
 REFERENCE = "reference"
 INSUFFICIENT_DATA = "insufficient_data"
 # attribute statuses (plus FAIR, BIAS, INSUFFICIENT_DATA)
@@ -135,6 +139,9 @@ def group_fairness(
         reference_group = str(rates[eligible].idxmin())  # most favoured: the lowest adverse rate
 
     reference_rate = float(rates[reference_group]) if reference_group is not None else None
+    table = pd.DataFrame({"positive": positives[eligible], "negative": sizes[eligible] - positives[eligible]})
+    chi_square, p_value, dof = _chi_square(table)
+    significant = p_value is not None and p_value < CHI_SQUARE_ALPHA
     results = []
     for group in sizes.index:
         size = int(sizes[group])
@@ -144,7 +151,7 @@ def group_fairness(
         elif group == reference_group:
             status = REFERENCE
         elif di is not None and not DI_LOWER <= di <= DI_UPPER:
-            status = BIAS
+            status = BIAS if significant else NOT_SIGNIFICANT
         else:
             status = FAIR
         accuracy = float(by_group["correct"].mean()[group]) if correct is not None else None
@@ -152,10 +159,10 @@ def group_fairness(
             GroupFairness(attribute, str(group), size, int(positives[group]), float(rates[group]), di, status, accuracy)
         )
 
-    table = pd.DataFrame({"positive": positives[eligible], "negative": sizes[eligible] - positives[eligible]})
-    chi_square, p_value, dof = _chi_square(table)
     judged = [
-        g.disparate_impact for g in results if g.status in (FAIR, BIAS, REFERENCE) and g.disparate_impact is not None
+        g.disparate_impact
+        for g in results
+        if g.status in (FAIR, BIAS, REFERENCE, NOT_SIGNIFICANT) and g.disparate_impact is not None
     ]
     if len(eligible) < 2:
         status = INSUFFICIENT_DATA
