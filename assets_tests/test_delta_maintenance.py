@@ -116,9 +116,8 @@ def test_maintenance_job_observes_every_table_with_files_before_and_after(tmp_pa
     pipeline = Pipeline(tmp_path, synthetic={"num_members": 60, "claims_per_day": 20, "rx_claims_per_day": 10})
     medallion = pipeline.medallion_assets()
     assert pipeline.run(D1, selection=medallion).success
-    assert pipeline.run(
-        D2, selection=medallion
-    ).success  # merges the second day's enrolment changes: more files in dim_members
+    # the second day merges its enrolment changes: more files in dim_members
+    assert pipeline.run(D2, selection=medallion).success
     rows_before = {key: len(DeltaTable(pipeline.table(*key.path)).to_pyarrow_table()) for key in _tables(pipeline)}
 
     result = pipeline.defs.resolve_job_def("delta_maintenance").execute_in_process(instance=pipeline.instance)
@@ -143,4 +142,6 @@ def test_maintenance_job_observes_every_table_with_files_before_and_after(tmp_pa
 
 
 def _tables(pipeline):
-    return delta_tables(list(pipeline.defs.resolve_asset_graph().assets_defs))
+    """The Delta tables of the code location that the test's runs materialised (the job skips the others)."""
+    declared = delta_tables(list(pipeline.defs.resolve_asset_graph().assets_defs))
+    return {key: zorder for key, zorder in declared.items() if Path(pipeline.table(*key.path)).exists()}
