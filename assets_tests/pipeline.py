@@ -82,10 +82,10 @@ def materialized(result) -> set[str]:
     return {"/".join(e.asset_key.path) for e in result.get_asset_materialization_events()}
 
 
-def run_checks(pipeline: Pipeline, start: date, end: date | None = None):
+def run_checks(pipeline: Pipeline, start: date, end: date | None = None, job: str = "data_quality_checks"):
     """Re-evaluates every data-quality gate over stored tables through the `data_quality_checks` job."""
     end = end or start
-    return pipeline.defs.resolve_job_def("data_quality_checks").execute_in_process(
+    return pipeline.defs.resolve_job_def(job).execute_in_process(
         instance=pipeline.instance,
         tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
         raise_on_error=False,

@@ -166,12 +166,12 @@ def test_monitoring_fails_on_low_volume_and_mae_drift(pipeline, spark):
     frame = spark.createDataFrame(broken, schema=storage.read(ref).schema)
     storage.replace_days(frame, ref, day, day)
 
-    checks = check_results(run_checks(pipeline, day))
+    checks = check_results(run_checks(pipeline, day, job="model_output_checks"))
     volume = checks[("gold/member_risk_predictions", "daily_prediction_volume")]
     assert not volume.passed and volume.severity == dg.AssetCheckSeverity.ERROR
     assert volume.metadata["days_below_minimum"].value == {day.isoformat(): risk.MIN_DAILY_PREDICTIONS - 10}
     drift = checks[("gold/member_risk_predictions", "risk_score_mae_drift")]
     assert not drift.passed and drift.metadata["worst_mae"].value > risk.MAX_MONITORED_MAE
     # the earlier days are untouched and still pass
-    earlier = check_results(run_checks(pipeline, D1))
+    earlier = check_results(run_checks(pipeline, D1, job="model_output_checks"))
     assert earlier[("gold/member_risk_predictions", "daily_prediction_volume")].passed

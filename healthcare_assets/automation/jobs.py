@@ -34,10 +34,19 @@ daily_scoring_job = dg.define_asset_job(
 data_quality_checks_job = dg.define_asset_job(
     name="data_quality_checks",
     # the drift gates run with the monitoring job (re-running them here would request retraining again);
-    # model gates judge training runs; model outputs are checked when a model writes them
+    # model gates judge training runs; model outputs have their own job (model_output_checks)
     selection=dg.AssetSelection.all_asset_checks() - dg.AssetSelection.checks(*governance_checks) - MODELS_AND_OUTPUTS,
     partitions_def=daily_partitions,
     description="Runs every asset check against the stored tables for the chosen day(s).",
+)
+
+# The monitoring gates of what the models wrote (prediction volume, MAE drift, score and prediction tables).
+model_output_checks_job = dg.define_asset_job(
+    name="model_output_checks",
+    selection=dg.AssetSelection.all_asset_checks() & (dg.AssetSelection.groups("gold") & MODELS_AND_OUTPUTS),
+    partitions_def=daily_partitions,
+    description="Runs the checks of the scored tables (fraud scores, risk predictions, outreach list) for the "
+    "chosen day(s).",
 )
 
 # Retrains the member risk models and promotes the new version only when every promotion gate passes; the daily
@@ -216,6 +225,7 @@ def build_schedules(timezone: str = "UTC") -> list[dg.ScheduleDefinition]:
 jobs = [
     daily_pipeline_job,
     daily_scoring_job,
+    model_output_checks_job,
     data_quality_checks_job,
     fraud_model_training_job,
     risk_model_training_job,

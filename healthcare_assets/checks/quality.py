@@ -128,6 +128,11 @@ TABLE_RULES = [
 ]
 
 
+def _not_materialised() -> dg.AssetCheckResult:
+    """A table never written has no row breaking a rule; the freshness checks report the gap."""
+    return dg.AssetCheckResult(passed=True, metadata={"table_materialised": False, "rows_checked": 0})
+
+
 def _key_check(table: TableRules) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=table.key,
@@ -137,6 +142,8 @@ def _key_check(table: TableRules) -> dg.AssetChecksDefinition:
         metadata=gate_metadata(blocking=True),
     )
     def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        if not lakehouse.storage().exists(TableRef.from_path(table.key.path)):
+            return _not_materialised()
         counts = quality.key_violations(lakehouse.storage().read(TableRef.from_path(table.key.path)), table.primary_key)
         return dg.AssetCheckResult(
             passed=counts["null_keys"] == 0 and counts["duplicate_keys"] == 0,
@@ -158,6 +165,8 @@ def _rules_check(table: TableRules, rules: dict[str, str], severity: dg.AssetChe
         metadata=gate_metadata(blocking),
     )
     def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        if not lakehouse.storage().exists(TableRef.from_path(table.key.path)):
+            return _not_materialised()
         violations = quality.rule_violations(lakehouse.storage().read(TableRef.from_path(table.key.path)), rules)
         return dg.AssetCheckResult(
             passed=not any(violations.values()),
