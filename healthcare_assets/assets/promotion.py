@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 from healthcare_assets.resources.alerts import Alert, AlertsResource
 from healthcare_assets.resources.delta import TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
-from healthcare_assets.resources.mlflow import MlflowResource
+from healthcare_assets.resources.mlflow import CHAMPION, MlflowResource
 
 MODEL_AUDIT_LOG = TableRef("governance", "model_audit_log")
 USER_TAGS = ("dagster/user", "user")  # who launched the run (Dagster+ / the UI), else the job
@@ -115,7 +115,7 @@ def decide_promotion(
     alerts: AlertsResource,
 ) -> dict:
     """Promotes `version` to champion when every gate passed; records the decision either way; on a refusal
-    alerts and raises dg.Failure naming the failed gates. Returns audit metadata for the materialisation."""
+    alerts and leaves the champion where it is. Returns audit metadata for the materialisation."""
     failed = [g for g in gates if not g.passed]
     promoted = not failed
     reason = "every gate passed" if promoted else "; ".join(f"{g.gate} {g.detail}" for g in failed)
@@ -150,13 +150,23 @@ def decide_promotion(
                 dedup_key=f"promotion:{model_name}:{context.run_id}",
             )
         )
-        raise dg.Failure(
-            f"promotion of {model_name} version {version} refused: {reason}",
-            metadata={"gate_results": dg.MetadataValue.json([asdict(g) for g in gates])},
-        )
+        # a refusal is a governance outcome, not a broken pipeline: the champion stays, the run shows why
+        context.log.warning(f"promotion of {model_name} version {version} refused: {reason}")
+        champion = mlflow.version_with_alias(model_name, CHAMPION)
+        return {
+            "registered_model": dg.MetadataValue.text(model_name),
+            "promoted": dg.MetadataValue.bool(False),
+            "refused_version": dg.MetadataValue.text(version),
+            "refusal_reason": dg.MetadataValue.text(reason),
+            "champion_version": dg.MetadataValue.text(str(champion.version) if champion else "none"),
+            "gate_results": dg.MetadataValue.json([asdict(g) for g in gates]),
+            "fairness_validated": dg.MetadataValue.bool(fairness_validated),
+            "audit_log": dg.MetadataValue.text(str(MODEL_AUDIT_LOG)),
+        }
     context.log.info(f"{model_name} version {version} is now champion ({len(gates)} gates passed)")
     return {
         "registered_model": dg.MetadataValue.text(model_name),
+        "promoted": dg.MetadataValue.bool(True),
         "champion_version": dg.MetadataValue.text(version),
         "verified_gates": dg.MetadataValue.json([g.gate for g in gates]),
         "fairness_validated": dg.MetadataValue.bool(fairness_validated),

@@ -13,17 +13,17 @@ def champion_is_the_promoted_version(registered_key: dg.AssetKey, model_name: st
         name="champion_is_the_promoted_version",
         blocking=True,
         metadata=gate_metadata(blocking=True),
-        description=f"The registry's champion of {model_name} is the version this asset promoted "
-        "(nothing moved the alias since).",
+        description=f"The registry's champion of {model_name} is the one this asset left in place: the version it "
+        "promoted, or the previous champion after a refusal (nothing moved the alias since).",
     )
     def _check(context: dg.AssetCheckExecutionContext, mlflow: MlflowResource) -> dg.AssetCheckResult:
         event = context.instance.get_latest_materialization_event(registered_key)
         promoted = event.asset_materialization.metadata.get("champion_version") if event else None
         champion = mlflow.version_with_alias(model_name, CHAMPION)
-        current = None if champion is None else str(champion.version)
+        current = "none" if champion is None else str(champion.version)
         promoted_version = None if promoted is None else str(promoted.value)
         return dg.AssetCheckResult(
-            passed=promoted_version is not None and promoted_version == current,
+            passed=promoted_version == current,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata={"promoted_version": str(promoted_version), "champion_version": str(current)},
         )
