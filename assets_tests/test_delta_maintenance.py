@@ -41,7 +41,8 @@ def _many_small_files(spark, storage):
 
 def _parquet_files_on_disk(storage) -> set[str]:
     root = Path(storage.path(REF))
-    return {str(p.relative_to(root)) for p in root.rglob("*.parquet")}
+    # data files only: classic Delta also writes checkpoint parquet files into _delta_log
+    return {str(p.relative_to(root)) for p in root.rglob("*.parquet") if "_delta_log" not in p.parts}
 
 
 def _referenced_files(storage) -> set[str]:
