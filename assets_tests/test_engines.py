@@ -18,12 +18,7 @@ from deltalake import DeltaTable
 
 from assets_tests.pipeline import TEST_ENGINE, Pipeline, check_results
 
-pytestmark = [
-    pytest.mark.slow,
-    # Known defect: since gold.claim_features gained the fraud context features, classic Spark fails to append
-    # its day to the table Sail wrote (handle_output of gold/claim_features); tracked on the engine issue.
-    pytest.mark.xfail(reason="classic append to a Sail-written gold.claim_features fails (open defect)", strict=False),
-]
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)

@@ -12,6 +12,8 @@ from healthcare_assets.domain.features import (
     CLAIM_CATEGORICAL_FEATURES,
     CLAIM_CONTEXT_FEATURES,
     CLAIM_NUMERIC_FEATURES,
+    MEMBER_UTILISATION_AMOUNTS,
+    MEMBER_UTILISATION_COUNTS,
 )
 from healthcare_assets.resources.delta import PARTITION_COLUMN
 from healthcare_assets.transforms.common import age_group
@@ -149,7 +151,7 @@ def _history_features(claims: DataFrame, history: DataFrame) -> DataFrame:
     )
     aggregated = pairs.groupBy("claim_id").agg(
         F.count("h_claim_id").alias("num_previous_claims"),
-        F.round(F.avg("h_claim_amount"), 2).alias("average_claim_amount"),
+        F.round(F.avg("h_claim_amount"), 2).cast("decimal(12,2)").alias("average_claim_amount"),
         F.max("h_service_start_date").alias("_last_service_date"),
     )
     with_history = claims.join(aggregated, "claim_id", "left")
@@ -157,7 +159,7 @@ def _history_features(claims: DataFrame, history: DataFrame) -> DataFrame:
         with_history.withColumn("num_previous_claims", F.coalesce("num_previous_claims", F.lit(0)))
         .withColumn(
             "days_since_last_claim",
-            F.greatest(F.datediff("service_start_date", "_last_service_date"), F.lit(0)),
+            F.greatest(F.datediff("service_start_date", "_last_service_date"), F.lit(0)).cast("int"),
         )
         .drop("_last_service_date")
     )
@@ -177,7 +179,7 @@ def claim_features(claims: DataFrame, claim_history: DataFrame, members: DataFra
     frame = (
         frame.withColumn("patient_age", F.year("service_start_date") - F.col("birth_year"))
         .withColumn("patient_age_group", age_group(F.col("patient_age")))
-        .withColumn("claim_duration_days", F.datediff("service_end_date", "service_start_date"))
+        .withColumn("claim_duration_days", F.datediff("service_end_date", "service_start_date").cast("int"))
         .withColumnRenamed("gender", "patient_gender")
         .withColumn("claim_date", F.col("service_start_date"))
         .withColumn("num_previous_claims", F.col("num_previous_claims").cast("int"))
@@ -249,17 +251,7 @@ def member_features(
         .join(_pharmacy_utilisation(recent_rx), "member_key", "left")
         .join(_immunization_history(immunizations, as_of), "member_key", "left")
     )
-    counts = [
-        "num_claims",
-        "num_er_visits",
-        "num_inpatient_stays",
-        "num_outpatient_visits",
-        "num_distinct_providers",
-        "num_rx_fills",
-        "num_immunizations",
-    ]
-    amounts = ["total_claim_amount", "total_paid_amount", "total_rx_amount"]
-    frame = frame.fillna(0, subset=counts).fillna(0.0, subset=amounts)
+    frame = frame.fillna(0, subset=list(MEMBER_UTILISATION_COUNTS)).fillna(0.0, subset=list(MEMBER_UTILISATION_AMOUNTS))
     for name, (_, drug_class) in CHRONIC_CONDITIONS.items():
         from_dx = F.coalesce(F.col(f"_dx_{name}"), F.lit(0))
         from_rx = F.coalesce(F.col(f"_rx_{name}"), F.lit(0)) if drug_class is not None else F.lit(0)
@@ -288,8 +280,8 @@ def member_features(
         "is_smoker",
         *flags,
         "chronic_condition_count",
-        *counts,
-        *amounts,
+        *MEMBER_UTILISATION_COUNTS,
+        *MEMBER_UTILISATION_AMOUNTS,
         "total_cost",
         "last_flu_vaccine_date",
         "vaccines_received",
