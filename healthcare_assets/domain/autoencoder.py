@@ -235,66 +235,57 @@ class ClaimsTreeAutoencoder:
         return _FeatureModel(feature, False, model)
 
     def _classifier(self, cat_inputs: list[str], n_classes: int):
-        p = self.params
+        """A classifier for a categorical feature with `n_classes` levels."""
         if self.model_type == "catboost":
             from catboost import CatBoostClassifier
 
             # CatBoost's multi-class cost grows with classes x leaves: shallower, shorter for many-class targets
             many = n_classes > 8
-            return CatBoostClassifier(
-                iterations=p.iterations // 2 if many else p.iterations,
-                depth=min(p.depth, 4) if many else p.depth,
-                learning_rate=p.learning_rate,
-                loss_function="MultiClass" if n_classes > 2 else "Logloss",
-                cat_features=cat_inputs,
-                max_ctr_complexity=1,  # no categorical combinations: several times faster, little loss here
-                random_seed=self.seed,
-                thread_count=p.threads,
-                allow_writing_files=False,
-                verbose=False,
-            )
+            options = self._catboost_options(cat_inputs, "MultiClass" if n_classes > 2 else "Logloss")
+            if many:
+                options.update(iterations=self.params.iterations // 2, depth=min(self.params.depth, 4))
+            return CatBoostClassifier(**options)
         from xgboost import XGBClassifier
 
-        return XGBClassifier(
-            n_estimators=p.iterations,
-            max_depth=p.depth,
-            learning_rate=p.learning_rate,
-            tree_method="hist",
-            enable_categorical=True,
-            max_cat_to_onehot=8,
-            random_state=self.seed,
-            n_jobs=p.threads,
-        )
+        return XGBClassifier(**self._xgboost_options())
 
     def _regressor(self, cat_inputs: list[str]):
-        p = self.params
+        """A regressor for a numeric feature."""
         if self.model_type == "catboost":
             from catboost import CatBoostRegressor
 
-            return CatBoostRegressor(
-                iterations=p.iterations,
-                depth=p.depth,
-                learning_rate=p.learning_rate,
-                loss_function="RMSE",
-                cat_features=cat_inputs,
-                max_ctr_complexity=1,  # no categorical combinations: several times faster, little loss here
-                random_seed=self.seed,
-                thread_count=p.threads,
-                allow_writing_files=False,
-                verbose=False,
-            )
+            return CatBoostRegressor(**self._catboost_options(cat_inputs, "RMSE"))
         from xgboost import XGBRegressor
 
-        return XGBRegressor(
-            n_estimators=p.iterations,
-            max_depth=p.depth,
-            learning_rate=p.learning_rate,
-            tree_method="hist",
-            enable_categorical=True,
-            max_cat_to_onehot=8,
-            random_state=self.seed,
-            n_jobs=p.threads,
-        )
+        return XGBRegressor(**self._xgboost_options())
+
+    def _catboost_options(self, cat_inputs: list[str], loss_function: str) -> dict:
+        p = self.params
+        return {
+            "iterations": p.iterations,
+            "depth": p.depth,
+            "learning_rate": p.learning_rate,
+            "loss_function": loss_function,
+            "cat_features": cat_inputs,
+            "max_ctr_complexity": 1,  # no categorical combinations: several times faster, little loss here
+            "random_seed": self.seed,
+            "thread_count": p.threads,
+            "allow_writing_files": False,
+            "verbose": False,
+        }
+
+    def _xgboost_options(self) -> dict:
+        p = self.params
+        return {
+            "n_estimators": p.iterations,
+            "max_depth": p.depth,
+            "learning_rate": p.learning_rate,
+            "tree_method": "hist",
+            "enable_categorical": True,
+            "max_cat_to_onehot": 8,
+            "random_state": self.seed,
+            "n_jobs": p.threads,
+        }
 
     def _raw_errors(self, frame: pd.DataFrame) -> pd.DataFrame:
         errors = {}

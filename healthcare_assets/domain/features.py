@@ -46,3 +46,15 @@ CHRONIC_CONDITIONS: dict[str, tuple[str, str | None]] = {
     "ckd": ("N18", None),
     "depression": ("F32", "antidepressant"),
 }
+
+# Utilisation columns of gold.member_features over the look-back window: zero for a member without activity.
+MEMBER_UTILISATION_COUNTS = (
+    "num_claims",
+    "num_er_visits",
+    "num_inpatient_stays",
+    "num_outpatient_visits",
+    "num_distinct_providers",
+    "num_rx_fills",
+    "num_immunizations",
+)
+MEMBER_UTILISATION_AMOUNTS = ("total_claim_amount", "total_paid_amount", "total_rx_amount")

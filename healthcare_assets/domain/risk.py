@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from healthcare_assets.domain.features import CHRONIC_CONDITIONS
+from healthcare_assets.domain.features import CHRONIC_CONDITIONS, MEMBER_UTILISATION_AMOUNTS, MEMBER_UTILISATION_COUNTS
 from healthcare_assets.domain.sources import GENDERS, PLAN_CODES
 
 # --- thresholds -------------------------------------------------------------------
@@ -49,16 +49,8 @@ NUMERIC_FEATURES = (
     "is_smoker",
     *(f"has_{name}" for name in CHRONIC_CONDITIONS),
     "chronic_condition_count",
-    "num_claims",
-    "num_er_visits",
-    "num_inpatient_stays",
-    "num_outpatient_visits",
-    "num_distinct_providers",
-    "num_rx_fills",
-    "num_immunizations",
-    "total_claim_amount",
-    "total_paid_amount",
-    "total_rx_amount",
+    *MEMBER_UTILISATION_COUNTS,
+    *MEMBER_UTILISATION_AMOUNTS,
     "total_cost",
 )
 CATEGORICAL_FEATURES = {"gender": GENDERS, "plan_code": PLAN_CODES}
