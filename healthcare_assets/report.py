@@ -41,7 +41,8 @@ def gate_results(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dic
     results = []
     for key in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
         record = instance.get_latest_asset_check_evaluation_record(key)
-        evaluation = record.event.dagster_event.event_specific_data if record and record.event else None
+        event = record.event.dagster_event if record and record.event else None
+        evaluation = event.asset_check_evaluation_data if event else None
         results.append(
             {
                 "check": f"{key.asset_key.to_user_string()} {key.name}",

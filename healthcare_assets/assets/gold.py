@@ -111,7 +111,7 @@ def member_features(
     pharmacy_claims: DataFrame,
     immunizations: DataFrame,
 ) -> DataFrame:
-    as_of = claims.agg(F.max(PARTITION_COLUMN)).first()[0]
+    as_of = claims.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
     if as_of is None:
         raise dg.Failure("silver.medical_claims is empty: materialise at least one day of claims first")
     features = gold.member_features(members, claims, pharmacy_claims, immunizations, as_of)

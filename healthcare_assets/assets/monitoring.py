@@ -120,7 +120,7 @@ def history_features_gated(first_day: date, reference_start: date) -> bool:
 def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse: LakehouseResource) -> DataFrame:
     storage = lakehouse.storage()
     claims = storage.read(TableRef.from_path(CLAIM_FEATURES_KEY.path))
-    first_day = claims.agg(F.min(PARTITION_COLUMN)).first()[0]
+    first_day = claims.agg(F.min(PARTITION_COLUMN)).collect()[0][0]
     if first_day is None:
         raise dg.Failure("gold.claim_features is empty: materialise at least one day of claims first")
     reference_start, reference_end = _reference_window(first_day, config)

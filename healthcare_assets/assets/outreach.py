@@ -31,10 +31,10 @@ OUTREACH_KEY = dg.AssetKey(["gold", "immunization_master_outreach_list"])
 def immunization_master_outreach_list(features: DataFrame, lakehouse: LakehouseResource) -> DataFrame:
     storage = lakehouse.storage()
     predictions = storage.read(TableRef.from_path(MEMBER_RISK_PREDICTIONS_KEY.path))
-    latest_day = predictions.agg(F.max(PARTITION_COLUMN)).first()[0]
+    latest_day = predictions.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
     if latest_day is None:
         raise dg.Failure("gold.member_risk_predictions is empty: score at least one day first")
-    as_of = features.agg(F.max("as_of_date")).first()[0]
+    as_of = features.agg(F.max("as_of_date")).collect()[0][0]
     immunizations = storage.read(TableRef.from_path(SILVER_KEYS["immunizations"].path))
     latest = predictions.where(F.col(PARTITION_COLUMN) == F.lit(latest_day))
     return risk_transforms.outreach_list(features, latest, immunizations, as_of)

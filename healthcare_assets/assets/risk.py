@@ -51,7 +51,7 @@ def _training_frame(lakehouse: LakehouseResource, privacy: PrivacyResource) -> t
     storage = lakehouse.storage()
     version = storage.version(MEMBER_FEATURES_REF)
     features = storage.read(MEMBER_FEATURES_REF, version=version)
-    as_of = features.agg(F.max("as_of_date")).first()[0]
+    as_of = features.agg(F.max("as_of_date")).collect()[0][0]
     if as_of is None:
         raise dg.Failure("gold.member_features is empty: materialise it first")
     try:

@@ -139,7 +139,7 @@ def risk_score_mae_drift(
         row = (
             scored.join(labels.withColumnRenamed("risk_score", "label"), "member_key")
             .agg(F.avg(F.abs(F.col("risk_score") - F.col("label"))).alias("mae"), F.count("*").alias("n"))
-            .first()
+            .collect()[0]
         )
         if row["n"]:
             mae_by_day[day.isoformat()] = round(float(row["mae"]), 4)

@@ -21,6 +21,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -89,7 +90,7 @@ class TableRef:
     table: str
 
     @classmethod
-    def from_path(cls, parts: list[str] | tuple[str, ...]) -> "TableRef":
+    def from_path(cls, parts: Sequence[str]) -> "TableRef":
         if len(parts) != 2:
             raise ValueError(f"a table asset key has two parts (schema, table), got {list(parts)}")
         return cls(parts[0], parts[1])
@@ -209,7 +210,7 @@ class DeltaStorage:
 
     def version(self, ref: TableRef) -> int:
         if self.has_delta_sql:
-            row = self.spark.sql(f"DESCRIBE HISTORY {self.qualified_name(ref)} LIMIT 1").first()
+            row = self.spark.sql(f"DESCRIBE HISTORY {self.qualified_name(ref)} LIMIT 1").collect()[0]
             return int(row["version"])
         return self._delta_rs(ref).version()
 
@@ -235,7 +236,7 @@ class DeltaStorage:
     def files(self, ref: TableRef) -> TableFiles:
         """Version, number of data files and their bytes in the current snapshot."""
         if self.has_delta_sql:
-            row = self.spark.sql(f"DESCRIBE DETAIL {self.qualified_name(ref)}").first()
+            row = self.spark.sql(f"DESCRIBE DETAIL {self.qualified_name(ref)}").collect()[0]
             return TableFiles(self.version(ref), int(row["numFiles"]), int(row["sizeInBytes"]))
         table = self._delta_rs(ref)
         sizes = table.get_add_actions(flatten=True).column("size_bytes").to_pylist()
@@ -262,7 +263,7 @@ class DeltaStorage:
         self._check_zorder_columns(ref, zorder_by)
         if self.has_delta_sql:
             zorder = f" ZORDER BY ({', '.join(f'`{c}`' for c in zorder_by)})" if zorder_by else ""
-            metrics = self.spark.sql(f"OPTIMIZE {self.qualified_name(ref)}{zorder}").first()["metrics"]
+            metrics = self.spark.sql(f"OPTIMIZE {self.qualified_name(ref)}{zorder}").collect()[0]["metrics"]
             return OptimizeResult(int(metrics["numFilesAdded"]), int(metrics["numFilesRemoved"]))
         table = self._delta_rs(ref)
         metrics = table.optimize.z_order(list(zorder_by)) if zorder_by else table.optimize.compact()

@@ -16,7 +16,7 @@ def key_violations(frame: DataFrame, key: tuple[str, ...]) -> dict[str, int]:
         if len(key) > 1
         else F.col(key[0]).isNull().cast("int")
     )
-    totals = frame.agg(F.count(F.lit(1)).alias("rows"), F.sum(null_key).alias("null_keys")).first()
+    totals = frame.agg(F.count(F.lit(1)).alias("rows"), F.sum(null_key).alias("null_keys")).collect()[0]
     duplicates = frame.where(~null_key.cast("boolean")).groupBy(*key).count().where("count > 1").count()
     return {"rows": int(totals["rows"]), "null_keys": int(totals["null_keys"] or 0), "duplicate_keys": int(duplicates)}
 
@@ -30,7 +30,7 @@ def rule_violations(frame: DataFrame, rules: Mapping[str, str]) -> dict[str, int
         return {}
     counts = frame.agg(
         *[F.sum(F.when(F.expr(condition), 0).otherwise(1)).alias(name) for name, condition in rules.items()]
-    ).first()
+    ).collect()[0]
     return {name: int(counts[name] or 0) for name in rules}
 
 
