@@ -14,7 +14,7 @@ CLASSIC_PYTEST_ARGS ?= -n 2 --dist loadfile -m engine_fidelity
 # Progress lines only on the console; every event is still in the run's log in the UI.
 INFO_LOGS := {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
-.PHONY: install run test security ui validate lint lock jars clean bench browser
+.PHONY: install run test security ui validate lint lock jars clean bench browser screenshot
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ browser:
 		|| apt-get install -y -qq --no-install-recommends chromium >/dev/null \
 		|| (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
 		|| echo "chromium could not be installed: assets_tests/test_browser.py will be skipped"
+
+# The README's picture of the asset graph: the browser test's screenshot replaces docs/asset-graph.png.
+screenshot: $(STAMP) browser
+	UPDATE_DOCS_SCREENSHOT=1 $(BIN)/python -m pytest -q -rs -p no:cacheprovider assets_tests/test_browser.py
 
 # bandit (medium+), pip-audit of the lock file (skipped with the reason when PyPI's JSON API is unreachable)
 # and the secret scan; `make test` runs the same tests as part of the suite.

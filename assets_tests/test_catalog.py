@@ -1,30 +1,24 @@
 """What the asset catalog shows: descriptions, tags, gates, code links, column docs and lineage, charts."""
 
-import base64
-import re
-import struct
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from assets_tests.embedded_charts import embedded_chart
 from assets_tests.pipeline import Pipeline
 from healthcare_assets import catalog, charts
 from healthcare_assets.assets import gold
 from healthcare_assets.assets.landing import SyntheticDataConfig
+from healthcare_assets.assets.monitoring import PSI_METRICS_KEY
 from healthcare_assets.definitions import defs
+from healthcare_assets.domain import drift
 from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.domain.synthetic import member_roster
 
 DAY = date(2026, 1, 1)
 PHI_COLUMNS = {column for source in SOURCES.values() for column in source.phi_columns}
-DATA_URI = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")
-
-
-def _png_size(png: bytes) -> tuple[int, int]:
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    return struct.unpack(">II", png[16:24])
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +109,14 @@ def test_quarantine_and_fraud_label_charts_are_embedded_pngs(pipeline):
         (["bronze", "quarantine"], "quarantined_chart"),
         (["landing", "fraud_labels"], "by_pattern_chart"),
     ):
-        markdown = pipeline.metadata[dg.AssetKey(key)][name].value
-        (encoded,) = DATA_URI.findall(markdown)
-        assert _png_size(base64.b64decode(encoded)) == (600, 300)
+        _, size = embedded_chart(pipeline.metadata[dg.AssetKey(key)][name])
+        assert size == (600, 300)
+
+
+def test_psi_metrics_chart_their_largest_psi_per_feature(pipeline):
+    metadata = pipeline.metadata[PSI_METRICS_KEY]
+    assert embedded_chart(metadata["psi_chart"]) == ("Largest PSI per feature over the run's days", (800, 350))
+    assert (metadata["psi_warn"].value, metadata["psi_error"].value) == (drift.PSI_WARN, drift.PSI_ERROR)
 
 
 def test_no_materialisation_metadata_holds_a_direct_identifier(pipeline):
@@ -130,13 +129,10 @@ def test_no_materialisation_metadata_holds_a_direct_identifier(pipeline):
 
 def test_bar_chart_of_grouped_values_is_a_png_of_the_requested_size():
     value = charts.bar_chart_markdown({"medical_claims": {"malformed": 3, "wrong_type": 1}, "immunizations": {}}, "t")
-    (encoded,) = DATA_URI.findall(value.value)
-    assert value.value.startswith("![t](data:image/png;base64,")
-    assert _png_size(base64.b64decode(encoded)) == (600, 300)
+    assert embedded_chart(value) == ("t", (600, 300))
 
 
 def test_figure_markdown_embeds_any_matplotlib_figure():
     figure, axes = charts.new_figure(4, 2)
     axes.plot([0, 1], [0, 1])
-    (encoded,) = DATA_URI.findall(charts.figure_markdown(figure, "ROC").value)
-    assert _png_size(base64.b64decode(encoded)) == (400, 200)
+    assert embedded_chart(charts.figure_markdown(figure, "ROC")) == ("ROC", (400, 200))

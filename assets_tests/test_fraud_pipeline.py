@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
+from assets_tests.embedded_charts import embedded_chart
 from assets_tests.fraud_job import fraud_model_training
 from assets_tests.pipeline import RANGE_END_TAG, RANGE_START_TAG, Pipeline, check_results, materialized
 from healthcare_assets.assets.fraud import EVALUATION_KEY, MODEL_KEYS, SCORE_KEYS
@@ -118,6 +119,15 @@ def test_scoring_table_schema_flags_and_reasons(trained):
         assert (scores["is_flagged_p95"] == (scores["fraud_score"] > model_metadata["threshold_p95"])).all()
         flagged = scores[scores["is_flagged_p95"]]
         assert flagged["top_features"].str.split(",").map(lambda names: set(names) <= set(FEATURES)).all()
+        # the distribution chart of the scored day, against the model's thresholds
+        metadata = events[SCORE_KEYS[model_type]].asset_materialization.metadata
+        title, size = embedded_chart(metadata["score_distribution"])
+        assert title == "Fraud scores of the run's claims against the model's thresholds" and size == (800, 350)
+        assert metadata["threshold_p95"].value == model_metadata["threshold_p95"]
+        assert metadata["threshold_p99"].value == model_metadata["threshold_p99"]
+        assert metadata["flagged_p95"].value == int(scores["is_flagged_p95"].sum())
+        assert metadata["flagged_p99"].value == int(scores["is_flagged_p99"].sum())
+        assert metadata["non_finite_scores"].value == 0
 
 
 def test_rescoring_a_day_writes_once_with_identical_scores(trained):
@@ -151,3 +161,6 @@ def test_evaluation_reports_every_model_and_the_baseline(trained):
     gate = check_results(result)[("fraud/fraud_model_evaluation", "beats_isolation_forest")]
     assert "evaluation_fraud_rows" in gate.metadata or "isolation_forest_roc_auc" in gate.metadata
     assert metadata["evaluation_fraud_rows"] > 0
+    embedded = event.asset_materialization.metadata
+    assert embedded_chart(embedded["roc_curve"]) == ("ROC curve on the validation days", (800, 350))
+    assert embedded_chart(embedded["pr_curve"]) == ("Precision-recall curve on the validation days", (800, 350))

@@ -19,6 +19,7 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
+from assets_tests.embedded_charts import embedded_chart
 from assets_tests.pipeline import TEST_ENGINE, Pipeline, check_results, materialized
 from assets_tests.receivers import Receiver
 from healthcare_assets.assets.fraud import EVALUATION_KEY, MODEL_KEYS, SCORE_KEYS
@@ -152,7 +153,7 @@ def test_b_fraud_flags_failing_the_di_gate_block_the_promotion_of_the_better_aut
     metadata = fraud.pipeline.instance.get_latest_materialization_event(FAIRNESS_MONITORING_KEY)
     metadata = metadata.asset_materialization.metadata
     assert "| model | attribute |" in metadata["report"].value
-    assert metadata["disparate_impact_chart"].value.startswith("![Disparate impact per protected group](data:image/png")
+    assert embedded_chart(metadata["disparate_impact_chart"]) == ("Disparate impact per protected group", (800, 350))
 
     di = check_results(fraud.result)[DI_GATE]
     assert not di.passed and di.severity == dg.AssetCheckSeverity.ERROR

@@ -1,25 +1,32 @@
 """Charts in materialisation metadata: a matplotlib figure rendered to a PNG embedded in markdown.
 
 The Dagster UI renders `data:` image URIs in markdown metadata, so a chart needs no
-file server. Callers plot aggregates only (counts, metrics, bins), never records,
-so no chart can show PHI.
+file server. Callers pass aggregates only (counts, metrics, bins, curve points),
+never records, so no chart can show PHI.
 
-    figure, axes = new_figure()
-    axes.plot(...)
-    metadata["roc_curve"] = figure_markdown(figure, "ROC curve on the labelled claims")
+    metadata["roc_curve"] = curve_chart_markdown({"catboost": (fpr, tpr)}, "ROC", "FPR", "TPR", diagonal=True)
+    metadata["psi_chart"] = bars_with_limits_markdown(psi_by_feature, "PSI", "PSI", limits={"WARN": 0.1})
+    metadata["score_distribution"] = histogram_markdown(edges, counts, "Scores", "score", limits={"p95": 1.2})
 
-or, for the common case, `bar_chart_markdown({"upcoding": 12, ...}, "Fraud labels by pattern")`.
+Each `*_markdown` helper has a `*_figure` twin returning the matplotlib figure (what the tests inspect);
+`new_figure` + `figure_markdown` cover any other plot.
 """
 
 import base64
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # a bare Figure renders to memory: no pyplot state, no display
 
 DPI = 100
+WIDE = (8.0, 3.5)  # inches: room for a dozen or more labelled bars or a legend beside curves
+# threshold lines in the order they are given (e.g. WARN then ERROR, p95 then p99)
+LIMIT_COLOURS = ("tab:orange", "tab:red", "tab:purple", "tab:brown")
+
+BarValues = Mapping[str, float] | Mapping[str, Mapping[str, float]]
+Curve = tuple[Sequence[float], Sequence[float]]
 
 
 def new_figure(width: float = 6.0, height: float = 3.0) -> tuple[Figure, Axes]:
@@ -41,25 +48,156 @@ def figure_markdown(figure: Figure, title: str) -> dg.MarkdownMetadataValue:
     return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")
 
 
-def bar_chart_markdown(
-    values: Mapping[str, float] | Mapping[str, Mapping[str, float]], title: str, ylabel: str = "count"
-) -> dg.MarkdownMetadataValue:
-    """A bar chart of label -> value, or grouped bars of group -> {series -> value}, as markdown metadata."""
-    figure, axes = new_figure()
+def _limit_lines(axes: Axes, limits: Mapping[str, float], vertical: bool = False) -> None:
+    """Dashed threshold lines, each named in the legend."""
+    for index, (label, value) in enumerate(limits.items()):
+        draw = axes.axvline if vertical else axes.axhline
+        draw(value, color=LIMIT_COLOURS[index % len(LIMIT_COLOURS)], linestyle="--", linewidth=1.2, label=label)
+
+
+def bars_figure(
+    values: BarValues,
+    title: str,
+    ylabel: str = "count",
+    limits: Mapping[str, float] | None = None,
+    band: tuple[str, float, float] | None = None,
+    cap: float | None = None,
+    size: tuple[float, float] = (6.0, 3.0),
+) -> Figure:
+    """Bars of label -> value, or grouped bars of group -> {series -> value}; optional threshold lines
+    (`limits`, label -> y), a shaded `band` (label, low, high) and a `cap` above which bars are cut off
+    (so one extreme value does not flatten the lines everyone compares against)."""
+    figure, axes = new_figure(*size)
     groups = list(values)
+
+    def shown(value: float) -> float:
+        return min(value, cap) if cap is not None else value
+
+    legend = bool(limits or band)
     if groups and isinstance(values[groups[0]], Mapping):
         series = sorted({name for group in groups for name in values[group]})  # type: ignore[union-attr]
         width = 0.8 / max(len(series), 1)
         for index, name in enumerate(series):
-            heights = [values[group].get(name, 0) for group in groups]  # type: ignore[union-attr]
+            heights = [shown(values[group].get(name, 0)) for group in groups]  # type: ignore[union-attr]
             positions = [position + index * width for position in range(len(groups))]
             axes.bar(positions, heights, width=width, label=name)
-        axes.set_xticks([position + width * (len(series) - 1) / 2 for position in range(len(groups))], groups)
-        if series:
-            axes.legend(fontsize="small")
+        ticks = [position + width * (len(series) - 1) / 2 for position in range(len(groups))]
+        legend = legend or bool(series)
     else:
-        axes.bar(groups, [values[group] for group in groups])
-    axes.set_ylabel(ylabel)
+        axes.bar(groups, [shown(values[group]) for group in groups])  # type: ignore[arg-type]
+        ticks = list(range(len(groups)))
+    if band is not None:
+        label, low, high = band
+        axes.axhspan(low, high, color="green", alpha=0.15, zorder=0, label=label)  # behind the bars
+    _limit_lines(axes, limits or {})
+    crowded = len(groups) > 6 or max((len(group) for group in groups), default=0) > 14
+    axes.set_xticks(ticks, groups, rotation=45 if crowded else 0, ha="right" if crowded else "center")
     axes.tick_params(axis="x", labelsize="small")
+    axes.set_ylabel(ylabel)
     axes.set_title(title)
-    return figure_markdown(figure, title)
+    if legend:
+        axes.legend(fontsize="small")
+    return figure
+
+
+def bar_chart_markdown(values: BarValues, title: str, ylabel: str = "count") -> dg.MarkdownMetadataValue:
+    """A bar chart of label -> value, or grouped bars of group -> {series -> value}, as markdown metadata."""
+    return figure_markdown(bars_figure(values, title, ylabel), title)
+
+
+def bars_with_limits_markdown(
+    values: BarValues,
+    title: str,
+    ylabel: str,
+    limits: Mapping[str, float] | None = None,
+    band: tuple[str, float, float] | None = None,
+    cap: float | None = None,
+) -> dg.MarkdownMetadataValue:
+    """Bars (see `bars_figure`) against threshold lines or an acceptable band, on a wide figure."""
+    return figure_markdown(bars_figure(values, title, ylabel, limits, band, cap, WIDE), title)
+
+
+def curve_figure(
+    curves: Mapping[str, Curve],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    diagonal: bool = False,
+    limits: Mapping[str, float] | None = None,
+) -> Figure:
+    """One line per name -> (x, y) on [0, 1] x [0, 1] axes; `diagonal` adds the chance line of a ROC plot,
+    `limits` horizontal reference lines (e.g. the precision of flagging at random)."""
+    figure, axes = new_figure(*WIDE)
+    for name, (x, y) in curves.items():
+        axes.plot(x, y, linewidth=1.5, label=name)
+    if diagonal:
+        axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
+    _limit_lines(axes, limits or {})
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return figure
+
+
+def curve_chart_markdown(
+    curves: Mapping[str, Curve],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    diagonal: bool = False,
+    limits: Mapping[str, float] | None = None,
+) -> dg.MarkdownMetadataValue:
+    """Curves (see `curve_figure`) as markdown metadata."""
+    return figure_markdown(curve_figure(curves, title, xlabel, ylabel, diagonal, limits), title)
+
+
+def histogram_figure(
+    edges: Sequence[float],
+    counts: Sequence[int],
+    title: str,
+    xlabel: str,
+    limits: Mapping[str, float] | None = None,
+    overflow: int = 0,
+    ylabel: str = "count",
+) -> Figure:
+    """Pre-binned counts (len(edges) = len(counts) + 1) with vertical threshold lines; `overflow` values
+    above the last edge are drawn as one hatched bar after it (a long tail stays visible without
+    squeezing the bins that matter)."""
+    if len(edges) != len(counts) + 1:
+        raise ValueError(f"a histogram needs one more edge than counts, got {len(edges)} and {len(counts)}")
+    figure, axes = new_figure(*WIDE)
+    widths = [high - low for low, high in zip(edges[:-1], edges[1:], strict=True)]
+    axes.bar(edges[:-1], counts, width=widths, align="edge", edgecolor="white", linewidth=0.3)
+    if overflow:
+        axes.bar(
+            [edges[-1]],
+            [overflow],
+            width=widths[-1],
+            align="edge",
+            hatch="//",
+            color="lightgrey",
+            label=f"> {edges[-1]:.3g}",
+        )
+    _limit_lines(axes, limits or {}, vertical=True)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    if limits or overflow:
+        axes.legend(fontsize="small")
+    return figure
+
+
+def histogram_markdown(
+    edges: Sequence[float],
+    counts: Sequence[int],
+    title: str,
+    xlabel: str,
+    limits: Mapping[str, float] | None = None,
+    overflow: int = 0,
+    ylabel: str = "count",
+) -> dg.MarkdownMetadataValue:
+    """A histogram (see `histogram_figure`) as markdown metadata."""
+    return figure_markdown(histogram_figure(edges, counts, title, xlabel, limits, overflow, ylabel), title)

@@ -12,6 +12,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from healthcare_assets import charts
 from healthcare_assets.assets.common import latest_metadata_value, run_day_range
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY
 from healthcare_assets.assets.landing import FRAUD_LABELS_KEY
@@ -20,7 +21,9 @@ from healthcare_assets.domain.features import FRAUD_NUMERIC_FEATURES
 from healthcare_assets.domain.fraud_evaluation import (
     detection_metrics,
     isolation_forest_scores,
+    pr_points,
     recall_by_pattern,
+    roc_points,
 )
 from healthcare_assets.domain.sources import FRAUD_LABELS_FOLDER
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
@@ -37,6 +40,9 @@ EVALUATION_KEY = dg.AssetKey(["fraud", "fraud_model_evaluation"])
 SCORE_KEYS = {model_type: dg.AssetKey(["gold", f"fraud_scores_{model_type}"]) for model_type in MODEL_TYPES}
 EXPERIMENT = "claims_fraud_autoencoder"
 CLAIM_FEATURES = TableRef("gold", "claim_features")
+# score chart: SCORE_CHART_BINS bins from 0 to SCORE_CHART_RANGE x the p99 threshold, higher scores in one tail bar
+SCORE_CHART_BINS = 40
+SCORE_CHART_RANGE = 2.0
 
 
 class FraudTrainingConfig(dg.Config):
@@ -262,15 +268,21 @@ def fraud_model_evaluation(
         raise dg.Failure("the validation days need both labelled fraud and legitimate claims to evaluate the models")
 
     results: dict[str, dict] = {}
+    scores_by_detector: dict[str, np.ndarray] = {}
     client = mlflow.client()
-    for model_type, model in models.items():
+    detectors = len(models) + 1
+    for number, (model_type, model) in enumerate(models.items(), start=1):
+        context.log.info(f"scoring {len(evaluate)} validation claims with {model_type} ({number} of {detectors})")
         scores, _ = model.compute_fraud_scores(evaluate[features])
+        scores_by_detector[model_type] = scores
         metrics = detection_metrics(is_fraud, scores)
         recall = recall_by_pattern(patterns, scores > model.thresholds["p95"])
         results[model_type] = {**metrics, "recall_at_p95_by_pattern": recall}
         for name, value in {**metrics, **{f"recall_p95_{p}": r for p, r in recall.items()}}.items():
             client.log_metric(run_ids[model_type], f"eval_{name}", value)
+    context.log.info(f"fitting the IsolationForest baseline on {len(train)} claims ({detectors} of {detectors})")
     baseline_scores = isolation_forest_scores(train, evaluate)
+    scores_by_detector["isolation_forest"] = baseline_scores
     baseline = detection_metrics(is_fraud, baseline_scores)
     baseline_flags = baseline_scores > np.percentile(isolation_forest_scores(train, train), 95)
     results["isolation_forest"] = {**baseline, "recall_at_p95_by_pattern": recall_by_pattern(patterns, baseline_flags)}
@@ -292,9 +304,56 @@ def fraud_model_evaluation(
             "first_evaluation_day": first_validation.isoformat(),
             "results": dg.MetadataValue.json(results),
             "summary": table,
+            **_evaluation_curves(is_fraud, scores_by_detector, results),
             **{f"{name}_roc_auc": dg.MetadataValue.float(r["roc_auc"]) for name, r in results.items()},
         }
     )
+
+
+def _evaluation_curves(
+    is_fraud: np.ndarray, scores: dict[str, np.ndarray], results: dict[str, dict]
+) -> dict[str, dg.MarkdownMetadataValue]:
+    """ROC and precision-recall curves of every detector, one chart each (curve points are rates only)."""
+    roc = {f"{name} (AUC {results[name]['roc_auc']:.3f})": roc_points(is_fraud, s) for name, s in scores.items()}
+    pr = {f"{name} (AP {results[name]['pr_auc']:.3f})": pr_points(is_fraud, s) for name, s in scores.items()}
+    return {
+        "roc_curve": charts.curve_chart_markdown(
+            roc, "ROC curve on the validation days", "false positive rate", "true positive rate", diagonal=True
+        ),
+        "pr_curve": charts.curve_chart_markdown(
+            pr,
+            "Precision-recall curve on the validation days",
+            "recall",
+            "precision",
+            limits={"fraud share (random flags)": float(np.mean(is_fraud))},
+        ),
+    }
+
+
+def _score_distribution(context: dg.AssetExecutionContext, scored: DataFrame, thresholds: dict[str, float]) -> dict:
+    """Histogram of the run's scores against the model's p95/p99 thresholds (bin counts only leave Spark)."""
+    upper = max(SCORE_CHART_RANGE * thresholds["p99"], 1e-6)
+    histogram = scoring.score_histogram(scored, upper, SCORE_CHART_BINS)
+    context.log.info(
+        f"scored {histogram.total} claims: {histogram.flagged_p95} above the p95 threshold, "
+        f"{histogram.flagged_p99} above p99"
+    )
+    return {
+        "score_distribution": charts.histogram_markdown(
+            histogram.edges,
+            histogram.counts,
+            "Fraud scores of the run's claims against the model's thresholds",
+            "fraud score",
+            limits={f"{name} threshold": value for name, value in thresholds.items()},
+            overflow=histogram.overflow,
+            ylabel="claims",
+        ),
+        "threshold_p95": dg.MetadataValue.float(thresholds["p95"]),
+        "threshold_p99": dg.MetadataValue.float(thresholds["p99"]),
+        "flagged_p95": dg.MetadataValue.int(histogram.flagged_p95),
+        "flagged_p99": dg.MetadataValue.int(histogram.flagged_p99),
+        "non_finite_scores": dg.MetadataValue.int(histogram.non_finite),
+    }
 
 
 def _fraud_scores_asset(model_type: str) -> dg.AssetsDefinition:
@@ -319,7 +378,11 @@ def _fraud_scores_asset(model_type: str) -> dg.AssetsDefinition:
         model_version = latest_metadata_value(context, MODEL_KEYS[model_type], "model_version")
         start, end = run_day_range(context)
         context.log.info(f"scoring {start}..{end} with {model_type} model {model_version}")
-        return scoring.fraud_scores(claim_features, _load_model(model_uri), model_version)
+        model = _load_model(model_uri)
+        # scored once: the distribution below and the IO manager's write both read the checkpoint
+        scored = scoring.fraud_scores(claim_features, model, model_version).localCheckpoint()
+        context.add_output_metadata(_score_distribution(context, scored, model.thresholds))
+        return scored
 
     return fraud_scores
 

@@ -85,24 +85,17 @@ def _worst_di_chart(rows: pd.DataFrame) -> dg.MarkdownMetadataValue:
     judged["label"] = judged["attribute"].str.replace("patient_", "") + "=" + judged["protected_group"]
     judged["distance"] = (judged["disparate_impact"].clip(upper=10.0) - 1.0).abs()
     worst = judged.sort_values("distance").groupby(["label", "model_type"]).tail(1)
-    figure, axes = charts.new_figure(8.0, 3.5)
-    labels = sorted(worst["label"].unique())
-    width = 0.8 / max(len(MODEL_TYPES), 1)
-    for index, model_type in enumerate(MODEL_TYPES):
-        values = worst[worst["model_type"] == model_type].set_index("label")["disparate_impact"].clip(upper=3.0)
-        axes.bar(
-            [i + index * width for i in range(len(labels))],
-            [values.get(label, 0.0) for label in labels],
-            width,
-            label=model_type,
-        )
-    axes.axhspan(fairness.DI_LOWER, fairness.DI_UPPER, color="green", alpha=0.15, label="fair band")
-    axes.axhline(1.0, color="grey", linewidth=0.8)
-    axes.set_xticks([i + width / 2 for i in range(len(labels))], labels, rotation=45, ha="right", fontsize="small")
-    axes.set_ylabel("disparate impact")
-    axes.set_title("Worst disparate impact per group over the run's days")
-    axes.legend(fontsize="small")
-    return charts.figure_markdown(figure, "Disparate impact per protected group")
+    by_group = {
+        label: dict(zip(part["model_type"], part["disparate_impact"], strict=True))
+        for label, part in worst.groupby("label", sort=True)
+    }
+    return charts.bars_with_limits_markdown(
+        by_group,
+        "Disparate impact per protected group",
+        "worst DI over the run's days",
+        band=(f"fair band {fairness.DI_LOWER}-{fairness.DI_UPPER}", fairness.DI_LOWER, fairness.DI_UPPER),
+        cap=3.0,
+    )
 
 
 def _report(rows: pd.DataFrame) -> str:

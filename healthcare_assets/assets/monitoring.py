@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from healthcare_assets import charts
 from healthcare_assets.assets.common import SPARK_DELTA, run_day_range
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY
 from healthcare_assets.domain import drift
@@ -36,6 +37,8 @@ DEFAULT_REFERENCE_DAYS = 7
 # window is full (a year after the first claim day): they are reported, but gated (PSI gate, composite score)
 # only once the reference window starts a full history window after the first claim day.
 TRAILING_HISTORY_FEATURES = ("days_since_last_claim", "num_previous_claims", "average_claim_amount")
+# PSI above this is drawn at it: a grossly shifted feature must not flatten the WARN/ERROR lines
+PSI_CHART_CAP = 1.0
 
 PSI_SCHEMA = T.StructType(
     [
@@ -150,6 +153,7 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
 
     rows: list[tuple] = []
     worst: dict[date, tuple[str, float]] = {}
+    largest_psi: dict[str, float] = {}  # feature -> largest PSI over the run's days (the chart)
     for day in sorted(d for d in current_counts if d is not None):
         for feature, kind in [*((f, "numeric") for f in edges), *((f, "categorical") for f in MONITORED_CATEGORICAL)]:
             result = drift.feature_psi_from_counts(
@@ -175,6 +179,7 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
                     _bins_json(result),
                 )
             )
+            largest_psi[feature] = max(largest_psi.get(feature, 0.0), result.psi)
             if gated and result.psi > worst.get(day, ("", -1.0))[1]:
                 worst[day] = (feature, result.psi)
     missing_days = sorted({start + timedelta(days=i) for i in range((end - start).days + 1)} - set(current_counts))
@@ -193,9 +198,21 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
             "min_gated_rows": config.min_gated_rows,
             "psi_warn": drift.PSI_WARN,
             "psi_error": drift.PSI_ERROR,
+            **({"psi_chart": _psi_chart(largest_psi)} if largest_psi else {}),
         }
     )
     return storage.spark.createDataFrame(rows, PSI_SCHEMA)
+
+
+def _psi_chart(largest_psi: dict[str, float]) -> dg.MarkdownMetadataValue:
+    """Largest PSI per feature over the run's days against the WARN and ERROR lines."""
+    return charts.bars_with_limits_markdown(
+        largest_psi,
+        "Largest PSI per feature over the run's days",
+        "PSI",
+        limits={f"WARN {drift.PSI_WARN}": drift.PSI_WARN, f"ERROR {drift.PSI_ERROR}": drift.PSI_ERROR},
+        cap=PSI_CHART_CAP,
+    )
 
 
 class PerformanceConfig(dg.Config):

@@ -7,6 +7,9 @@ import pandas as pd
 
 from .features import FRAUD_CATEGORICAL_FEATURES, FRAUD_NUMERIC_FEATURES
 
+# points kept per curve: smooth at chart size, a few kilobytes of metadata whatever the number of claims
+CURVE_POINTS = 200
+
 
 def precision_at_top(labels: np.ndarray, scores: np.ndarray, share: float) -> float:
     """Share of true fraud among the `share` highest-scored claims (what an SIU team with that capacity sees)."""
@@ -27,6 +30,28 @@ def detection_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float
         "precision_at_1pct": precision_at_top(labels, scores, 0.01),
         "precision_at_5pct": precision_at_top(labels, scores, 0.05),
     }
+
+
+def _thinned(x: np.ndarray, y: np.ndarray, points: int) -> tuple[list[float], list[float]]:
+    """At most `points` evenly spaced points of the curve, both ends kept (rates only: no scores, no claims)."""
+    kept = np.unique(np.linspace(0, len(x) - 1, min(points, len(x))).round().astype(int))
+    return np.round(x[kept], 4).tolist(), np.round(y[kept], 4).tolist()
+
+
+def roc_points(labels: np.ndarray, scores: np.ndarray, points: int = CURVE_POINTS) -> tuple[list[float], list[float]]:
+    """(false positive rates, true positive rates) of the ROC curve, thinned to at most `points` points."""
+    from sklearn.metrics import roc_curve
+
+    false_positive, true_positive, _ = roc_curve(np.asarray(labels, dtype=int), scores)
+    return _thinned(false_positive, true_positive, points)
+
+
+def pr_points(labels: np.ndarray, scores: np.ndarray, points: int = CURVE_POINTS) -> tuple[list[float], list[float]]:
+    """(recalls, precisions) of the precision-recall curve, thinned to at most `points` points."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(np.asarray(labels, dtype=int), scores)
+    return _thinned(recall, precision, points)
 
 
 def recall_by_pattern(patterns: pd.Series, flagged: np.ndarray) -> dict[str, float]:

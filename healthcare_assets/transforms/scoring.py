@@ -4,9 +4,11 @@ leave the engine (Spark Connect has no SparkContext broadcast)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pandas as pd
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from healthcare_assets.domain.autoencoder import ClaimsTreeAutoencoder
 from healthcare_assets.domain.autoencoder_pyfunc import score_frame
@@ -37,3 +39,51 @@ def fraud_scores(features: DataFrame, model: ClaimsTreeAutoencoder, model_versio
             yield frame[SCORE_COLUMNS]
 
     return features.select(*KEY_COLUMNS, PARTITION_COLUMN, *model.features).mapInPandas(score_batches, SCORE_SCHEMA)
+
+
+@dataclass(frozen=True)
+class ScoreHistogram:
+    """Bin counts of fraud scores on [0, edges[-1]), the scores above it, NaN/infinite ones, and flag counts."""
+
+    edges: list[float]
+    counts: list[int]
+    overflow: int
+    non_finite: int
+    flagged_p95: int
+    flagged_p99: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts) + self.overflow + self.non_finite
+
+
+def score_histogram(scores: DataFrame, upper: float, bins: int) -> ScoreHistogram:
+    """Histogram of `fraud_score` (>= 0) over `bins` equal bins up to `upper`, in one Spark aggregation."""
+    if upper <= 0 or bins < 1:
+        raise ValueError(f"a score histogram needs upper > 0 and at least one bin, got {upper} and {bins}")
+    score = F.col("fraud_score")
+    finite = score.isNotNull() & ~F.isnan(score) & (F.abs(score) != float("inf"))
+    # bin `bins` collects the scores from `upper` up; -1 the NaN and infinite ones
+    index = (
+        F.when(~finite, F.lit(-1))
+        .when(score >= upper, F.lit(bins))
+        .otherwise(F.least(F.greatest(F.floor(score / F.lit(upper / bins)), F.lit(0)), F.lit(bins - 1)))
+    )
+    rows = (
+        scores.groupBy(index.cast("int").alias("bin"))
+        .agg(
+            F.count(F.lit(1)).alias("claims"),
+            F.sum(F.col("is_flagged_p95").cast("long")).alias("p95"),
+            F.sum(F.col("is_flagged_p99").cast("long")).alias("p99"),
+        )
+        .collect()
+    )
+    claims = {row["bin"]: row["claims"] for row in rows}
+    return ScoreHistogram(
+        edges=[upper * position / bins for position in range(bins + 1)],
+        counts=[claims.get(position, 0) for position in range(bins)],
+        overflow=claims.get(bins, 0),
+        non_finite=claims.get(-1, 0),
+        flagged_p95=sum(row["p95"] or 0 for row in rows),
+        flagged_p99=sum(row["p99"] or 0 for row in rows),
+    )
