@@ -5,7 +5,9 @@ by received day as the fraud_model_* assets do (latest 20 % of days validate), a
 one thread each: first sequentially in this process, then in two processes at once (what the
 fraud_model_training job's multiprocess executor does). Writes benchmarks/results/parallel_training.json.
 
-    .venv/bin/python benchmarks/parallel_training.py [--lakehouse .lakehouse] [--iterations 100] [--depth 5]
+    .venv/bin/python -m benchmarks.parallel_training [--lakehouse .lakehouse] [--iterations 100] [--depth 5]
+
+`make bench` runs it on the benchmark's own lakehouse (section `training`).
 """
 
 import argparse
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--depth", type=int, default=5)
     parser.add_argument("--max-rows", type=int, default=20_000)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     params = TreeParams(iterations=args.iterations, depth=args.depth, threads=1)
     train, validation = _frames(args.lakehouse, args.max_rows)
@@ -77,8 +80,8 @@ def main() -> None:
         "parallel_step_seconds": {t: round(s, 1) for t, s in parallel_steps.items()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -30,7 +30,7 @@ from benchmarks.scales import SCALES, Scale
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-SECTIONS = ("pipeline", "overhead", "engines")
+SECTIONS = ("pipeline", "overhead", "engines", "training")
 PACKAGES = ("dagster", "pyspark", "pysail", "deltalake", "pandas", "pyarrow", "numpy", "catboost", "xgboost")
 
 
@@ -111,25 +111,33 @@ def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
 
     lakehouse = record["lakehouse"]
     last = scale.day(scale.history_days + 1)
-    if "overhead" not in sections:
-        return
-    progress(f"orchestration overhead: gold assets over {scale.day(1)}...{last}, Dagster vs direct calls")
-    overhead = _section_script(
-        "overhead",
-        ["--lakehouse", lakehouse, "--start", str(scale.day(1)), "--end", str(last)],
-        RESULTS_DIR / f"overhead_{scale.name}.json",
-        work,
-        progress,
-    )
-    for scenario in overhead["scenarios"]:
-        progress(f"  {scenario['scenario']}: Dagster/direct = {scenario['ratio']}")
-    if "engines" not in sections:
-        return
-    progress("engines: silver medical_claims cleaning, Sail vs pandas")
-    engines = _section_script(
-        "sail_vs_pandas", ["--lakehouse", lakehouse], RESULTS_DIR / f"sail_vs_pandas_{scale.name}.json", work, progress
-    )
-    progress(f"  pandas/Sail = {engines['pandas_over_sail']}")
+    if "overhead" in sections:
+        progress(f"orchestration overhead: gold assets over {scale.day(1)}...{last}, Dagster vs direct calls")
+        overhead = _section_script(
+            "overhead",
+            ["--lakehouse", lakehouse, "--start", str(scale.day(1)), "--end", str(last)],
+            RESULTS_DIR / f"overhead_{scale.name}.json",
+            work,
+            progress,
+        )
+        for scenario in overhead["scenarios"]:
+            progress(f"  {scenario['scenario']}: Dagster/direct = {scenario['ratio']}")
+    if "engines" in sections:
+        progress("engines: silver medical_claims cleaning, Sail vs pandas")
+        engines = _section_script(
+            "sail_vs_pandas",
+            ["--lakehouse", lakehouse],
+            RESULTS_DIR / f"sail_vs_pandas_{scale.name}.json",
+            work,
+            progress,
+        )
+        progress(f"  pandas/Sail = {engines['pandas_over_sail']}")
+    if "training" in sections:
+        progress("training: CatBoost + XGBoost fraud autoencoders, sequential vs in parallel")
+        training = _section_script(
+            "parallel_training", ["--lakehouse", lakehouse], RESULTS_DIR / "parallel_training.json", work, progress
+        )
+        progress(f"  parallel/sequential = {training['parallel_to_sequential_ratio']}")
 
 
 def main() -> None:
@@ -141,7 +149,7 @@ def main() -> None:
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
-        help="comma-separated subset of pipeline,overhead,engines (without pipeline: reuse a kept lakehouse)",
+        help="comma-separated subset of pipeline,overhead,engines,training (without pipeline: reuse a kept lakehouse)",
     )
     args = parser.parse_args()
     progress = _progress(time.perf_counter())
