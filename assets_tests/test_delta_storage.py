@@ -6,6 +6,8 @@ import pytest
 from deltalake import DeltaTable
 
 from healthcare_assets.resources.delta import DeltaStorage, TableRef
+from healthcare_assets.resources.lakehouse import LakehouseResource
+from healthcare_assets.resources.spark import SparkResource
 
 # also run on classic Spark + delta-spark (the Databricks engine) by `make test`
 pytestmark = pytest.mark.engine_fidelity
@@ -97,3 +99,29 @@ def test_deployed_tables_are_addressed_by_their_unity_catalog_name(tmp_path):
 def test_local_tables_are_addressed_by_path(storage):
     assert storage.qualified_name(REF) == f"delta.`{storage.path(REF)}`"
     assert storage.uri(REF).startswith("file://") and storage.uri(REF).endswith("/silver/example")
+
+
+def _lakehouse(storage: DeltaStorage) -> LakehouseResource:
+    return LakehouseResource(spark=SparkResource(engine=storage.engine), root=storage.root, landing_root=storage.root)
+
+
+def test_write_metadata_comes_from_the_commit_and_equals_what_the_table_holds(spark, storage):
+    lakehouse = _lakehouse(storage)
+    first = _rows(spark, [(1, "a", D1), (2, "b", D1), (3, "c", D2)])
+    storage.replace_days(first, REF, D1, D2)
+    assert lakehouse.written_metadata(REF, first, D1, D2) == lakehouse.table_metadata(REF, D1, D2)
+    again = _rows(spark, [(4, "d", D2), (5, "e", D2)])
+    storage.replace_days(again, REF, D2, D2)
+    written = lakehouse.written_metadata(REF, again, D2, D2)
+    assert written == lakehouse.table_metadata(REF, D2, D2)
+    assert (written["dagster/row_count"].value, written["delta_version"].value) == (2, 1)
+
+
+def test_write_metadata_counts_the_table_when_another_write_came_after(spark, storage):
+    lakehouse = _lakehouse(storage)
+    day_one = _rows(spark, [(1, "a", D1), (2, "b", D1), (3, "c", D1)])
+    storage.replace_days(day_one, REF, D1, D1)
+    storage.replace_days(_rows(spark, [(9, "z", D2)]), REF, D2, D2)  # a concurrent run's day lands first
+    written = lakehouse.written_metadata(REF, day_one, D1, D1)
+    assert written["dagster/row_count"].value == 3  # not the newest commit's single row
+    assert written == lakehouse.table_metadata(REF, D1, D1)

@@ -214,10 +214,12 @@ class DeltaStorage:
             return int(row["version"])
         return self._delta_rs(ref).version()
 
-    def history(self, ref: TableRef) -> list[dict]:
-        """Commits, newest first: version, timestamp (UTC), operation, operationParameters, operationMetrics."""
+    def history(self, ref: TableRef, limit: int | None = None) -> list[dict]:
+        """Commits, newest first (the newest `limit` only when given): version, timestamp (UTC), operation,
+        operationParameters, operationMetrics."""
         if self.has_delta_sql:
-            rows = self.spark.sql(f"DESCRIBE HISTORY {self.qualified_name(ref)}").collect()
+            newest = f" LIMIT {int(limit)}" if limit is not None else ""
+            rows = self.spark.sql(f"DESCRIBE HISTORY {self.qualified_name(ref)}{newest}").collect()
             return [
                 _commit(r["version"], r["timestamp"], r["operation"], r["operationParameters"], r["operationMetrics"])
                 for r in rows
@@ -230,7 +232,7 @@ class DeltaStorage:
                 entry.get("operationParameters"),
                 entry.get("operationMetrics"),
             )
-            for entry in self._delta_rs(ref).history()
+            for entry in self._delta_rs(ref).history(limit)
         ]
 
     def files(self, ref: TableRef) -> TableFiles:
