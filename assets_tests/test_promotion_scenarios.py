@@ -49,6 +49,9 @@ START, DAY, BIASED_DAY = date(2026, 1, 1), date(2026, 1, 5), date(2026, 1, 6)
 # out-of-region providers and its claims look different for that reason alone).
 FRAUD_DATA = {"claims_per_day": 600, "fraud_rate": 0.1, "num_members": 1500, "num_providers": 60, "bad_record_rate": 0}
 BIASED_REGION = "Southwest"
+# The knob turns on for the day after training, as when a region's providers start coding differently: with the
+# odd claims in the training and validation days too, the autoencoders also fall behind the IsolationForest
+# baseline (a blocking gate), and the refusal would not isolate the fairness gate.
 BIAS_KNOB = {"bias_attribute": "geographic_region", "bias_value": BIASED_REGION, "bias_strength": 0.5}
 # Small trees train in seconds. The gate that each autoencoder beats the IsolationForest baseline is close on
 # this little data (training is deterministic: rows are ordered by claim id); these settings pass it.
