@@ -8,8 +8,10 @@ from healthcare_assets.domain.autoencoder import ClaimsTreeAutoencoder, TreePara
 from healthcare_assets.domain.autoencoder_pyfunc import score_frame
 from healthcare_assets.domain.fraud_evaluation import detection_metrics, precision_at_top, recall_by_pattern
 
-CATEGORICAL = ["diagnosis_code", "procedure_code"]
+CATEGORICAL = ["diagnosis_code", "procedure_code", "patient_gender"]
 NUMERIC = ["claim_amount", "patient_age", "lines_same_visit"]
+# the demographics (FRAUD_CONTEXT_FEATURES) are inputs, not reconstructed
+TARGETS = ["claim_amount", "lines_same_visit", "diagnosis_code", "procedure_code"]
 FEES = {"99213": 90.0, "99214": 130.0, "80053": 28.0}
 DIAGNOSIS_PROCEDURE = {"J06.9": "99213", "I10": "99214", "E11.9": "80053"}
 FAST = TreeParams(iterations=40, depth=4, learning_rate=0.3)
@@ -27,6 +29,7 @@ def _claims(n: int, seed: int, misfits: int = 0) -> pd.DataFrame:
             "procedure_code": procedure,
             "claim_amount": amount.round(2),
             "patient_age": rng.integers(0, 90, n),
+            "patient_gender": rng.choice(["F", "M", "U"], n, p=[0.52, 0.46, 0.02]),  # independent of the rest
             "lines_same_visit": np.ones(n, dtype=int),
             "is_misfit": False,
         }
@@ -57,7 +60,7 @@ def test_misfit_claims_score_higher_and_name_the_features_that_do_not_fit(fitted
     assert np.isfinite(scores).all() and (scores >= 0).all()
     assert scores[misfit].mean() > 3 * scores[~misfit].mean()
     assert detection_metrics(misfit, scores)["roc_auc"] > 0.95
-    assert list(errors.columns) == NUMERIC + CATEGORICAL
+    assert list(errors.columns) == TARGETS
     top = ClaimsTreeAutoencoder.top_features(errors[misfit], k=3)
     assert all({"claim_amount", "lines_same_visit", "procedure_code", "diagnosis_code"} & set(names) for names in top)
 
@@ -93,11 +96,27 @@ def test_same_seed_same_model(model_type):
 def test_unseen_category_is_a_full_error_and_missing_numbers_are_no_evidence(fitted):
     claims = _claims(50, 8)
     claims.loc[0, "procedure_code"] = "00000"
-    claims.loc[1, "patient_age"] = np.nan
+    claims.loc[1, "lines_same_visit"] = np.nan
     errors = fitted.feature_errors(claims)
     raw_top = ClaimsTreeAutoencoder.top_features(errors.iloc[[0]], k=1)
     assert raw_top == [["procedure_code"]]
-    assert errors.loc[1, "patient_age"] == 0.0
+    assert errors.loc[1, "lines_same_visit"] == 0.0
+
+
+def test_demographics_are_context_so_belonging_to_a_small_group_is_no_misfit(fitted):
+    """Reconstructed, gender would be a misfit for every claim of the 2 % with gender U (a demographic bias on
+    clean claims); as context it is an input of every model and no part of the score."""
+    claims = _claims(3000, 9)
+    small_group = (claims["patient_gender"] == "U").to_numpy()
+    assert 30 <= small_group.sum() <= 90
+    scores, errors = fitted.compute_fraud_scores(claims)
+    assert fitted.context_features == ["patient_age", "patient_gender"] and list(errors.columns) == TARGETS
+    reconstructing = ClaimsTreeAutoencoder(fitted.model_type, CATEGORICAL, NUMERIC, params=FAST, context_features=())
+    naive_scores, naive_errors = reconstructing.fit(_claims(500, 1), _claims(150, 2)).compute_fraud_scores(claims)
+    gender_error = naive_errors["patient_gender"].to_numpy()
+    assert np.median(gender_error[small_group]) > np.percentile(gender_error[~small_group], 95)
+    naive_ratio = naive_scores[small_group].mean() / naive_scores[~small_group].mean()
+    assert naive_ratio > 1.3 and scores[small_group].mean() / scores[~small_group].mean() < naive_ratio
 
 
 def test_bad_inputs_fail_clearly():

@@ -150,6 +150,7 @@ def _train_fraud_model(
             {
                 "numeric_features": autoencoder.num_features,
                 "categorical_features": autoencoder.cat_features,
+                "context_features": autoencoder.context_features,  # inputs only, not reconstructed
                 "thresholds": autoencoder.thresholds,
             },
             "features.json",

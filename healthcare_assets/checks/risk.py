@@ -64,11 +64,18 @@ def _promotion_gate(gate: risk.Gate) -> dg.AssetChecksDefinition:
     return _check
 
 
+# Blocking although a WARN check: registered_risk_model reads this result from the instance, and only a blocking
+# check is an execution dependency of the assets downstream of its asset. Non-blocking, the multiprocess executor
+# could run the promotion before the check had judged this model (it would then refuse for want of a result, or
+# promote on nothing). A WARN failure never stops downstream steps, so the promotion still runs, records the
+# refusal and alerts (warn_blocks) instead of the run failing.
 @dg.asset_check(
-    metadata=gate_metadata(blocking=False),
+    metadata=gate_metadata(blocking=True),
     asset=MEMBER_RISK_MODEL_KEY,
+    blocking=True,
     description="Bias testing: high-risk accuracy per gender, region and age group; warns when a gender or region "
-    f"group is more than {risk.MAX_GROUP_ACCURACY_GAP} below the overall accuracy.",
+    f"group is more than {risk.MAX_GROUP_ACCURACY_GAP} below the overall accuracy (a promotion gate: the promotion "
+    "waits for it and refuses on a warning).",
 )
 def high_risk_accuracy_parity(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     import pandas as pd

@@ -1,7 +1,11 @@
 """ClaimsTreeAutoencoder: a claim is suspicious when its features do not fit together.
 
 For every feature a gradient-boosted model (CatBoost or XGBoost) predicts it from
-all the other features. A claim's per-feature reconstruction error is
+all the other features. Context features (by default the patient's demographics,
+FRAUD_CONTEXT_FEATURES) are inputs only: they condition what the other features
+should look like (a well-child visit fits a child), but are never reconstructed,
+so belonging to a small demographic group is no reconstruction error and raises
+no claim's score. A claim's per-feature reconstruction error is
 
 * numeric: |t(x) - t(x̂)| with t = signed log1p, so amounts and counts are compared on a ratio scale;
 * categorical: 1 - the predicted probability of the observed class (1 for a class never seen).
@@ -24,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .features import FRAUD_CATEGORICAL_FEATURES, FRAUD_NUMERIC_FEATURES
+from .features import FRAUD_CATEGORICAL_FEATURES, FRAUD_CONTEXT_FEATURES, FRAUD_NUMERIC_FEATURES
 
 MODEL_TYPES = ("catboost", "xgboost")
 MISSING_CATEGORY = "__missing__"
@@ -68,6 +72,7 @@ class ClaimsTreeAutoencoder:
         num_features: Sequence[str] = FRAUD_NUMERIC_FEATURES,
         params: TreeParams | None = None,
         seed: int = 42,
+        context_features: Sequence[str] = FRAUD_CONTEXT_FEATURES,
     ):
         if model_type not in MODEL_TYPES:
             raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
@@ -77,6 +82,8 @@ class ClaimsTreeAutoencoder:
         self.model_type = model_type
         self.cat_features = list(cat_features)
         self.num_features = list(num_features)
+        # those of the context features this model uses: inputs of every model, target of none
+        self.context_features = [f for f in context_features if f in self.features]
         self.params = params or TreeParams()
         self.seed = seed
         self._models: dict[str, _FeatureModel] = {}
@@ -90,6 +97,11 @@ class ClaimsTreeAutoencoder:
     @property
     def features(self) -> list[str]:
         return [*self.num_features, *self.cat_features]
+
+    @property
+    def targets(self) -> list[str]:
+        """The features reconstructed: each one's error counts towards the fraud score."""
+        return [f for f in self.features if f not in self.context_features]
 
     @property
     def is_fitted(self) -> bool:
@@ -108,12 +120,12 @@ class ClaimsTreeAutoencoder:
             )
         train = self._prepare(train_df, learn_levels=True)
         val = self._prepare(val_df)
-        for number, feature in enumerate(self.features, start=1):
+        for number, feature in enumerate(self.targets, start=1):
             if progress is not None:
-                progress(f"{self.model_type}: model {number} of {len(self.features)} ({feature})")
+                progress(f"{self.model_type}: model {number} of {len(self.targets)} ({feature})")
             self._models[feature] = self._fit_feature(train, feature)
         val_errors = self._raw_errors(val)
-        for feature in self.features:
+        for feature in self.targets:
             errors = val_errors[feature].to_numpy(dtype=float)
             median = float(np.median(errors))
             deviation = np.abs(errors - median)
@@ -140,7 +152,7 @@ class ClaimsTreeAutoencoder:
             feature: np.clip((raw[feature] - scale.median) / scale.scale, 0.0, None)
             for feature, scale in self._error_scales.items()
         }
-        return pd.DataFrame(normalised, index=df.index)[self.features]
+        return pd.DataFrame(normalised, index=df.index)[self.targets]
 
     def compute_fraud_scores(self, df: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
         """(fraud score per claim, normalised per-feature errors)."""
@@ -181,6 +193,7 @@ class ClaimsTreeAutoencoder:
             model = pickle.load(file)  # noqa: S301  # nosec B301: a file this class wrote
         if not isinstance(model, cls):
             raise TypeError(f"{source} does not hold a {cls.__name__}")
+        model.__dict__.setdefault("context_features", [])  # saved before context features: every one a target
         return model
 
     # --------------------------------------------------------------------- internals
@@ -289,7 +302,7 @@ class ClaimsTreeAutoencoder:
 
     def _raw_errors(self, frame: pd.DataFrame) -> pd.DataFrame:
         errors = {}
-        for feature in self.features:
+        for feature in self.targets:
             fitted = self._models[feature]
             actual = frame[feature]
             if fitted.categorical:

@@ -32,6 +32,11 @@ CLAIM_CATEGORICAL_FEATURES = (
 # What the fraud autoencoder reconstructs (gold.claim_features columns).
 FRAUD_NUMERIC_FEATURES = CLAIM_NUMERIC_FEATURES + CLAIM_CONTEXT_FEATURES
 FRAUD_CATEGORICAL_FEATURES = CLAIM_CATEGORICAL_FEATURES
+# The patient's demographics among them are context only: inputs that tell the autoencoder what fits the patient
+# (a pediatric well visit fits a child), never reconstructed. Reconstructing them would score a claim as unusual for
+# its patient being in a small group (gender U, a thinly populated region, an unusual age), flagging members of
+# those groups more often on clean data: demographic bias the fairness gate rightly rejects.
+FRAUD_CONTEXT_FEATURES = ("patient_age", "patient_gender", "geographic_region")
 
 # Protected attributes for fairness analysis (columns of gold.claim_features).
 PROTECTED_ATTRIBUTES = ("patient_gender", "geographic_region", "patient_age_group")

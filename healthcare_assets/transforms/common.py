@@ -32,11 +32,12 @@ def typed(frame: DataFrame, source: Source) -> DataFrame:
 
 
 def age_group(age: Column) -> Column:
-    """The protected age groups used for fairness and outreach."""
+    """The protected age groups used for fairness and outreach; null when the age is unknown (a claim of a member
+    missing from the roster is in no age group, not in the oldest)."""
     return (
         F.when(age < 18, "0-17")
         .when(age < 35, "18-34")
         .when(age < 50, "35-49")
         .when(age < 65, "50-64")
-        .otherwise("65+")
+        .when(age >= 65, "65+")
     )
