@@ -167,3 +167,30 @@ def test_classifier_accuracy_and_selection_rate_per_group_agree_with_fairlearn()
         assert groups[group].rate == pytest.approx(row["selection_rate"])
     assert results["patient_age_group"].status == fairness.BIAS  # the oldest are selected far more often
     assert fairness.bias_summary(results)["accuracy"].notna().all()
+
+
+def test_holm_adjusted_p_values_match_a_hand_computed_family():
+    # sorted 0.005, 0.01, 0.03, 0.04 over m = 4 tests: 4 x 0.005, 3 x 0.01, max(previous, 2 x 0.03), max(previous, 0.04)
+    adjusted = fairness.holm_adjusted([0.01, 0.04, 0.03, None, 0.005])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, None, 0.02])
+    assert fairness.holm_adjusted([0.6, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1, never decreasing
+    assert fairness.holm_adjusted([0.2, 0.9]) == pytest.approx([0.4, 0.9])
+
+
+def test_a_family_of_days_keeps_a_chance_difference_from_failing_the_gate_but_not_a_real_bias():
+    # F 400 / 12 flagged (3 %), M 400 / 24 (6 %): DI 2.0 with p ~ 0.04 on its own
+    marginal, marginal_scores = _claims({"patient_gender": {"F": (400, 12), "M": (400, 24)}})
+    assert FairnessAnalyzer(marginal, marginal_scores, ["patient_gender"], score_threshold=1.0).biased_attributes
+    # F 400 / 12 (3 %), M 400 / 60 (15 %): p far below any family's threshold
+    strong, strong_scores = _claims({"patient_gender": {"F": (400, 12), "M": (400, 60)}})
+    clean, clean_scores = _claims({"patient_gender": {"F": (400, 20), "M": (400, 20)}})
+    parts = {"marginal": marginal, "strong": strong, **{f"clean {i}": clean for i in range(12)}}
+    scores = {"marginal": marginal_scores, "strong": strong_scores} | {f"clean {i}": clean_scores for i in range(12)}
+    parts = {key: part.assign(score=scores[key]) for key, part in parts.items()}
+
+    family = fairness.analyze_family(parts, "score", protected_attributes=["patient_gender"], score_threshold=1.0)
+    assert family["marginal"].biased_attributes == []  # 14 tests: the chance difference is not confirmed
+    marginal_groups = {g.group: g.status for g in family["marginal"].analyze_all_attributes()["patient_gender"].groups}
+    assert marginal_groups["M"] == fairness.NOT_SIGNIFICANT
+    assert family["strong"].biased_attributes == ["patient_gender"]
+    assert all(family[f"clean {i}"].biased_attributes == [] for i in range(12))

@@ -11,7 +11,10 @@ flagged is the adverse outcome, so per protected attribute:
   [DI_LOWER, DI_UPPER] is bias when the chi-square test below confirms the
   difference (p < CHI_SQUARE_ALPHA), as the four-fifths rule is applied with a
   significance test on small samples; an unconfirmed one is reported as
-  `not_significant` (a handful of flags per group swings a ratio far out of band);
+  `not_significant` (a handful of flags per group swings a ratio far out of band).
+  When many days and attributes are judged at once (`analyze_family`), the
+  confirming p-value is Holm-Bonferroni adjusted over all of them, so a clean
+  run of 14 days x 3 attributes does not raise a chance alarm;
 * Pearson's chi-square test of independence of flag and group (no continuity
   correction) over the groups large enough to judge; p < CHI_SQUARE_ALPHA is a
   warning;
@@ -114,11 +117,14 @@ def group_fairness(
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     reference_group: str | None = None,
     correct: np.ndarray | None = None,
+    adjusted_p_value: float | None = None,
 ) -> AttributeFairness:
     """Rates, disparate impact and the chi-square test of one attribute.
 
     `positive` is the adverse outcome per row (flagged / predicted high risk);
-    `correct` (classifiers) marks rows whose prediction matched the truth.
+    `correct` (classifiers) marks rows whose prediction matched the truth;
+    `adjusted_p_value`, when the test is one of a family (see `holm_adjusted`),
+    decides whether an out-of-band DI is confirmed, instead of the test's own p-value.
     """
     labels = _group_labels(groups.reset_index(drop=True))
     positive = np.asarray(positive, dtype=bool)
@@ -141,7 +147,8 @@ def group_fairness(
     reference_rate = float(rates[reference_group]) if reference_group is not None else None
     table = pd.DataFrame({"positive": positives[eligible], "negative": sizes[eligible] - positives[eligible]})
     chi_square, p_value, dof = _chi_square(table)
-    significant = p_value is not None and p_value < CHI_SQUARE_ALPHA
+    confirming = p_value if adjusted_p_value is None else adjusted_p_value
+    significant = confirming is not None and confirming < CHI_SQUARE_ALPHA
     results = []
     for group in sizes.index:
         size = int(sizes[group])
@@ -213,6 +220,7 @@ class FairnessAnalyzer:
         reference_groups: Mapping[str, str] | None = None,
         min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
         score_threshold: float | None = None,
+        adjusted_p_values: Mapping[str, float | None] | None = None,
     ):
         scores = np.asarray(fraud_scores, dtype=float)
         if len(scores) != len(data):
@@ -235,6 +243,7 @@ class FairnessAnalyzer:
             float(np.percentile(scores, threshold_percentile)) if score_threshold is None else score_threshold
         )
         self.flagged = scores >= self.score_threshold
+        self.adjusted_p_values = dict(adjusted_p_values or {})
         self._results: dict[str, AttributeFairness] | None = None
 
     def analyze_attribute(self, attribute: str) -> AttributeFairness:
@@ -244,6 +253,7 @@ class FairnessAnalyzer:
             self.flagged,
             min_group_size=self.min_group_size,
             reference_group=self.reference_groups.get(attribute),
+            adjusted_p_value=self.adjusted_p_values.get(attribute),
         )
 
     def analyze_all_attributes(self) -> dict[str, AttributeFairness]:
@@ -263,6 +273,44 @@ class FairnessAnalyzer:
     def get_bias_summary(self) -> pd.DataFrame:
         """One row per attribute and group: size, flags, flag rate, DI, status, test result."""
         return _summary_frame(self.analyze_all_attributes())
+
+
+def holm_adjusted(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values of a family of tests (None stays None: no test).
+
+    Adjusted p < alpha keeps the chance of any false alarm in the family below alpha, whereas
+    14 days x 3 attributes tested at 0.05 each would raise one on most clean runs.
+    """
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def analyze_family(
+    parts: Mapping[object, pd.DataFrame], score_column: str, **analyzer_options
+) -> dict[object, FairnessAnalyzer]:
+    """One analyzer per part (e.g. per day) whose DI gates are confirmed by Holm-adjusted p-values over every
+    attribute test of every part: the run's days and attributes are one family of tests."""
+    first = {
+        key: FairnessAnalyzer(part, part[score_column].to_numpy(), **analyzer_options) for key, part in parts.items()
+    }
+    tests = [
+        (key, attribute, result.p_value)
+        for key, analyzer in first.items()
+        for attribute, result in analyzer.analyze_all_attributes().items()
+    ]
+    adjusted = holm_adjusted([p for _, _, p in tests])
+    per_part: dict[object, dict[str, float | None]] = {key: {} for key in parts}
+    for (key, attribute, _), p in zip(tests, adjusted, strict=True):
+        per_part[key][attribute] = p
+    return {
+        key: FairnessAnalyzer(part, part[score_column].to_numpy(), adjusted_p_values=per_part[key], **analyzer_options)
+        for key, part in parts.items()
+    }
 
 
 def classifier_fairness(
