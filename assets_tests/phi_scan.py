@@ -7,8 +7,9 @@ feed), so the scan needs no knowledge of the generator. Each place is one scope:
     findings = [
         *scanner.lakehouse(lakehouse_root),            # every Delta table outside landing and bronze
         *scanner.dagster_run(instance, run_id),        # every event log entry, metadata value, run tag and config
-        *scanner.mlflow(tracking_uri),                 # every run's params, tags, metrics keys and text artifacts
-        *scanner.texts("alert payloads", payloads),    # any other text, e.g. alert bodies a channel sent
+        *scanner.mlflow(tracking_uri),                 # every run, logged model, artifact file and registered model
+        *scanner.payloads("alerts", bodies),           # the exact bytes alert channels delivered
+        *scanner.texts("log", lines),                  # any other text
     ]
     assert not findings, "\\n".join(map(str, findings))
 
@@ -16,9 +17,14 @@ Findings say where and which kind of identifier, never the value itself.
 """
 
 import csv
+import email
+import email.policy
+import gzip
 import io
 import json
 import re
+import tempfile
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +39,6 @@ CLEAR_TEXT_LAYERS = ("landing", "bronze")
 # Identifier kinds distinctive enough to look for inside free text (a lone first name or a zip code is not:
 # "Grace" or "12201" can be ordinary words and numbers in a log line); all kinds are looked for as table cells.
 FREE_TEXT_KINDS = ("member_id", "full_name", "street_address", "date_of_birth")
-_TEXT_SUFFIXES = (".txt", ".json", ".yaml", ".yml", ".csv", ".md", ".html", ".log", ".py", "MLmodel")
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,11 @@ class PhiScanner:
         self._by_value = {value: kind for kind, values in self.identifiers.items() for value in values}
         free = sorted((v for kind in FREE_TEXT_KINDS for v in self.identifiers.get(kind, ())), key=len, reverse=True)
         self._pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, free)) + r")(?![\w-])") if free else None
+        # binary files hold strings next to arbitrary bytes (lengths, opcodes): no token boundaries there
+        self._by_bytes = {value.encode(): kind for value, kind in self._by_value.items() if kind in FREE_TEXT_KINDS}
+        self._bytes_pattern = (
+            re.compile(b"|".join(map(re.escape, sorted(self._by_bytes, key=len, reverse=True)))) if free else None
+        )
 
     @classmethod
     def from_landing(cls, landing_root: str | Path) -> "PhiScanner":
@@ -106,8 +116,7 @@ class PhiScanner:
         if self._pattern is None:
             return findings
         for number, text in enumerate(texts):
-            kinds = {self._by_value[m] for m in self._pattern.findall(text)}
-            findings += [Finding(f"{where} #{number}", kind) for kind in sorted(kinds)]
+            findings += [Finding(f"{where} #{number}", kind) for kind in sorted(self._kinds(text))]
         return findings
 
     def table(self, path: str | Path, where: str) -> list[Finding]:
@@ -136,20 +145,126 @@ class PhiScanner:
         """Every event log entry of the run (messages, metadata, errors) plus its tags and config."""
         return self.texts(f"dagster run {run_id[:8]}", run_texts(instance, run_id))
 
-    def mlflow(self, tracking_uri: str) -> list[Finding]:
-        """Every MLflow run of every experiment: params, tags, metric names and text artifacts."""
+    def mlflow(self, tracking_uri: str, scanned: list[str] | None = None) -> list[Finding]:
+        """Everything the tracking store and registry hold: experiments (names, tags); runs (names, params, tags,
+        metric names); logged models (params, tags); every artifact file of runs and logged models, text decoded and
+        binary model files (pickles, CatBoost/XGBoost models) byte for byte; registered models and their versions
+        (descriptions, tags, aliases). `scanned` collects the artifact files looked at."""
+        from mlflow.entities import ViewType
         from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=tracking_uri)
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         findings = []
-        experiments = client.search_experiments()
-        runs = client.search_runs([e.experiment_id for e in experiments]) if experiments else []
-        for run in runs:
+        experiments = client.search_experiments(view_type=ViewType.ALL)
+        ids = [e.experiment_id for e in experiments]
+        for experiment in experiments:
+            fields = [experiment.name, *_pairs(experiment.tags)]
+            findings += self._fields(f"mlflow experiment {experiment.experiment_id}", fields)
+        runs = _all_pages(lambda token: client.search_runs(ids, run_view_type=ViewType.ALL, page_token=token))
+        for run in runs if ids else []:
             where = f"mlflow run {run.info.run_id[:8]}"
-            fields = [*run.data.params.items(), *run.data.tags.items(), *((k, "") for k in run.data.metrics)]
-            findings += self.texts(where, (f"{key}={value}" for key, value in fields))
-            findings += self.texts(f"{where} artifacts", _artifact_texts(client, run.info.run_id))
+            data = run.data
+            fields = [run.info.run_name or "", *_pairs(data.params), *_pairs(data.tags), *data.metrics]
+            findings += self._fields(where, fields)
+            if client.list_artifacts(run.info.run_id):  # a run that logged no file has no artifact folder
+                findings += self._artifacts(where, run.info.artifact_uri, tracking_uri, scanned)
+        models = _all_pages(lambda token: client.search_logged_models(ids, page_token=token))
+        for model in models if ids else []:
+            where = f"mlflow logged model {model.model_id}"
+            findings += self._fields(where, [model.name, *_pairs(model.params), *_pairs(model.tags)])
+            if client.list_logged_model_artifacts(model.model_id):
+                findings += self._artifacts(where, model.artifact_location, tracking_uri, scanned)
+        for registered in _all_pages(lambda token: client.search_registered_models(page_token=token)):
+            where = f"mlflow registered model {registered.name}"
+            fields = [registered.name, registered.description or "", *_pairs(registered.tags)]
+            findings += self._fields(where, [*fields, *_pairs(registered.aliases)])
+            versions = client.search_model_versions(f"name = '{registered.name}'")
+            for version in versions:
+                fields = [version.description or "", version.source or "", *_pairs(version.tags), *version.aliases]
+                findings += self._fields(f"{where} version {version.version}", fields)
         return findings
+
+    def payloads(self, where: str, bodies: Iterable[bytes]) -> list[Finding]:
+        """Delivered alert bodies, as received: the exact bytes, and their decoded form (JSON with its \\u escapes
+        resolved, an e-mail's decoded headers and body parts), so no transfer encoding hides an identifier."""
+        findings = []
+        for number, raw in enumerate(bodies):
+            texts = [raw.decode("utf-8", errors="replace"), *_decoded(raw)]
+            findings += [Finding(f"{where} #{number}", kind) for kind in sorted(set().union(*map(self._kinds, texts)))]
+        return findings
+
+    def _fields(self, where: str, fields: Iterable[str]) -> list[Finding]:
+        """Short texts of one place (names, key=value pairs), reported as one place."""
+        kinds = set().union(*(self._kinds(str(text)) for text in fields))
+        return [Finding(where, kind) for kind in sorted(kinds)]
+
+    def _kinds(self, text: str) -> set[str]:
+        return {self._by_value[m] for m in self._pattern.findall(text)} if self._pattern is not None else set()
+
+    def _artifacts(self, where: str, artifact_uri: str, tracking_uri: str, scanned: list[str] | None) -> list[Finding]:
+        """Every file under an artifact root, downloaded through MLflow (so remote stores work too)."""
+        import mlflow.artifacts
+
+        findings = []
+        with tempfile.TemporaryDirectory() as folder:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=artifact_uri, dst_path=folder, tracking_uri=tracking_uri
+                )
+            )
+            for path in sorted(p for p in local.rglob("*") if p.is_file()):
+                name = path.relative_to(local).as_posix()
+                if scanned is not None:
+                    scanned.append(name)
+                findings += [
+                    Finding(f"{where} artifact {name}{inner}", kind)
+                    for inner, kind in self._file_hits(path.read_bytes())
+                ]
+        return findings
+
+    def _file_hits(self, data: bytes, inner: str = "") -> list[tuple[str, str]]:
+        """(place inside the file, kind) of every identifier in a file's bytes: archives are opened, UTF-8 text is
+        scanned for whole tokens, anything else (pickles, model binaries) for the identifiers' bytes anywhere."""
+        if data[:4] == b"PK\x03\x04" and zipfile.is_zipfile(io.BytesIO(data)):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                return [
+                    hit
+                    for member in archive.namelist()
+                    if not member.endswith("/")
+                    for hit in self._file_hits(archive.read(member), f"{inner}!{member}")
+                ]
+        if data[:2] == b"\x1f\x8b":
+            return self._file_hits(gzip.decompress(data), f"{inner}!gunzip")
+        try:
+            kinds = self._kinds(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            kinds = {self._by_bytes[m] for m in self._bytes_pattern.findall(data)} if self._bytes_pattern else set()
+        return [(inner, kind) for kind in sorted(kinds)]
+
+
+def _decoded(raw: bytes) -> list[str]:
+    try:
+        return [json.dumps(json.loads(raw), ensure_ascii=False)]
+    except ValueError:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        headers = [f"{name}: {value}" for name, value in message.items()]
+        parts = [part.get_content() for part in message.walk() if not part.is_multipart()]
+        return [*headers, *(p if isinstance(p, str) else p.decode("utf-8", errors="replace") for p in parts)]
+
+
+def _pairs(mapping) -> list[str]:
+    return [f"{key}={value}" for key, value in dict(mapping or {}).items()]
+
+
+def _all_pages(fetch) -> list:
+    """Every item of a paged MLflow search."""
+    items, token = [], None
+    while True:
+        page = fetch(token)
+        items += list(page)
+        token = page.token
+        if not token:
+            return items
 
 
 def run_texts(instance: dg.DagsterInstance, run_id: str) -> list[str]:
@@ -159,12 +274,3 @@ def run_texts(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     if run is not None:
         texts += [json.dumps(run.tags, default=str), json.dumps(run.run_config, default=str)]
     return texts
-
-
-def _artifact_texts(client, run_id: str, folder: str | None = None) -> Iterable[str]:
-    for artifact in client.list_artifacts(run_id, folder):
-        if artifact.is_dir:
-            yield from _artifact_texts(client, run_id, artifact.path)
-        elif artifact.path.endswith(_TEXT_SUFFIXES):
-            local = client.download_artifacts(run_id, artifact.path)
-            yield Path(local).read_text(errors="replace")

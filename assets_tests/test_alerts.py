@@ -4,7 +4,6 @@ import logging
 from email import message_from_bytes
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from assets_tests import receivers
@@ -17,28 +16,14 @@ RUN_ID = "3f2c9a4e-1b7d-4c55-9e0a-5d1f7b2e8c61"
 ROUTING_KEY = "R0UT1NGKEY-test-value"
 
 
-class Mailbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-        self.messages.append((envelope.mail_from, envelope.rcpt_tos, session.authenticated, envelope.content))
-        return "250 OK"
-
-
 def _authenticate(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=auth_data.login == b"alerts" and auth_data.password == b"smtp-secret")
 
 
 @pytest.fixture
 def smtp_server():
-    mailbox = Mailbox()
-    controller = Controller(
-        mailbox, hostname="127.0.0.1", port=_free_port(), authenticator=_authenticate, auth_require_tls=False
-    )
-    controller.start()
-    yield controller, mailbox
-    controller.stop()
+    with receivers.serving_smtp(authenticator=_authenticate, auth_require_tls=False) as server:
+        yield server
 
 
 def _alert(**overrides) -> Alert:
