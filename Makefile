@@ -41,7 +41,7 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(ENGINE_PREREQS)
 	$(BIN)/python -m healthcare_assets.report
 
 # Whole suite on Sail (the local default), then the engine_fidelity tests on classic Spark.
-test: $(STAMP) lint jars browser
+test: $(STAMP) lint typecheck jars browser
 	SPARK_ENGINE=sail $(BIN)/python -m pytest $(PYTEST_ARGS)
 	SPARK_ENGINE=classic $(BIN)/python -m pytest $(CLASSIC_PYTEST_ARGS)
 

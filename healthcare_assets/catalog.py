@@ -12,12 +12,18 @@ Every asset module adopts these with one call each:
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import dagster as dg
 
 from healthcare_assets.domain.columns import column_description
 
+if TYPE_CHECKING:
+    from dagster._core.definitions.assets.definition.cacheable_assets_definition import CacheableAssetsDefinition
+
 ColumnSource = tuple[dg.AssetKey, str]
+# What Dagster's module loaders and code-reference helpers take and return (the cacheable kind is not exported).
+LoadedAsset: TypeAlias = "dg.AssetsDefinition | dg.SourceAsset | CacheableAssetsDefinition | dg.AssetSpec"
 
 
 def table_schema(columns: Iterable[tuple[str, str]]) -> dg.TableSchema:
@@ -61,8 +67,8 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
 def with_code_references(
-    assets: Sequence[dg.AssetsDefinition | dg.AssetSpec], git_url: str | None = None, git_branch: str = "main"
-) -> Sequence[dg.AssetsDefinition | dg.AssetSpec]:
+    assets: Sequence[LoadedAsset], git_url: str | None = None, git_branch: str = "main"
+) -> Sequence[LoadedAsset]:
     """The assets with a reference to the source file and line defining each; links to git when a URL is given.
 
     Without a URL the references are local file paths (what `dagster dev` on a laptop can open).

@@ -1,5 +1,7 @@
 """The code location: every asset, check, job and schedule, with the active environment's resources."""
 
+from collections.abc import Iterable
+
 import dagster as dg
 
 from healthcare_assets import catalog
@@ -46,11 +48,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
-def with_single_run_backfills(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+def with_single_run_backfills(assets: Iterable[catalog.LoadedAsset]) -> list[dg.AssetsDefinition]:
     """A range of days is one run for every asset (Spark processes the range at once; the CLI requires it)."""
-    return [
-        a if a.backfill_policy is not None else a.with_attributes(backfill_policy=single_run_backfill) for a in assets
-    ]
+    definitions = []
+    for a in assets:
+        if not isinstance(a, dg.AssetsDefinition):
+            raise TypeError(f"{a!r}: table modules define assets with @dg.asset or @dg.multi_asset only")
+        definitions.append(
+            a if a.backfill_policy is not None else a.with_attributes(backfill_policy=single_run_backfill)
+        )
+    return definitions
 
 
 def executor(settings: Settings) -> dg.ExecutorDefinition:

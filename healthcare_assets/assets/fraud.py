@@ -84,7 +84,8 @@ def _training_frames(
     days = sorted(counts)
     first_validation = _split_days(days, config.validation_share)
     # keep the most recent days that fit the cap: the model learns today's behaviour
-    kept, total = [], 0
+    kept: list[date] = []
+    total = 0
     for day in reversed(days):
         if kept and total + counts[day] > config.max_training_rows:
             break
@@ -255,7 +256,7 @@ def fraud_model_evaluation(
     )
     features = models["catboost"].features
     storage = lakehouse.storage()
-    frame = (
+    frame: pd.DataFrame = (
         _feature_frame(storage.read(CLAIM_FEATURES), ["claim_id", PARTITION_COLUMN], features)
         .orderBy(PARTITION_COLUMN, "claim_id")  # a stable row order: the baseline's subsampling depends on it
         .toPandas()

@@ -60,7 +60,7 @@ def _training_frame(lakehouse: LakehouseResource, privacy: PrivacyResource) -> t
         raise dg.Failure(str(error)) from error
     groups = features.select("member_key", "geographic_region", "age_group")
     inputs = risk_transforms.model_inputs(features).join(groups, "member_key")
-    frame = inputs.join(labels, "member_key").toPandas()  # a few thousand members
+    frame: pd.DataFrame = inputs.join(labels, "member_key").toPandas()  # a few thousand members
     return frame.sort_values("member_key").reset_index(drop=True), version, as_of.isoformat()
 
 

@@ -163,6 +163,8 @@ class ClaimsTreeAutoencoder:
         """Where each score falls in the training score distribution, 0..100."""
         self._require_fitted()
         grid = self._train_score_percentiles
+        if grid is None:  # set at the end of fit, so only a model whose fit failed lacks it
+            raise RuntimeError("the autoencoder has no training score distribution: fit it again")
         position = np.searchsorted(grid, scores, side="right")
         return np.round(_PERCENTILE_GRID[np.clip(position - 1, 0, len(grid) - 1)], 1)
 
@@ -318,10 +320,13 @@ class ClaimsTreeAutoencoder:
 
     def _class_probability(self, fitted: _FeatureModel, frame: pd.DataFrame, actual: pd.Series) -> np.ndarray:
         """Predicted probability of the observed class (0 for a class the model never saw)."""
+        classes = fitted.classes
+        if classes is None:
+            raise ValueError(f"{fitted.feature} is not a categorical feature: it has no class probabilities")
         if fitted.model is None:
-            return (actual.to_numpy() == fitted.classes[0]).astype(float)
+            return (actual.to_numpy() == classes[0]).astype(float)
         probabilities = np.asarray(fitted.model.predict_proba(self._inputs(frame, fitted.feature)), dtype=float)
-        column = actual.map({c: i for i, c in enumerate(fitted.classes)})
+        column = actual.map({c: i for i, c in enumerate(classes)})
         seen = column.notna().to_numpy()
         result = np.zeros(len(frame))
         result[seen] = probabilities[np.flatnonzero(seen), column[seen].astype(int).to_numpy()]

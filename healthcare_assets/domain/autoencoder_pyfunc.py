@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from .autoencoder import ClaimsTreeAutoencoder
 
@@ -26,7 +26,7 @@ def score_frame(model: ClaimsTreeAutoencoder, features: pd.DataFrame) -> pd.Data
     )
 
 
-class AutoencoderPyfunc(mlflow.pyfunc.PythonModel):
+class AutoencoderPyfunc(PythonModel):
     """Loads the pickled ClaimsTreeAutoencoder from the model's `autoencoder` artifact."""
 
     def load_context(self, context) -> None:

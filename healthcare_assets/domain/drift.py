@@ -115,7 +115,7 @@ def _numeric_bins(reference: pd.Series, current: pd.Series, bins: int) -> tuple[
         raise ValueError(f"{reference.name}: the reference window has no values")
     quantiles = np.quantile(ref_values, quantile_levels(bins))
     edges = np.unique(quantiles)
-    labels = numeric_bin_labels(edges)
+    labels = numeric_bin_labels(edges.tolist())
 
     def counts(values: pd.Series) -> list[int]:
         present = values.dropna().to_numpy(dtype=float)
@@ -126,8 +126,8 @@ def _numeric_bins(reference: pd.Series, current: pd.Series, bins: int) -> tuple[
 
 
 def _categorical_bins(reference: pd.Series, current: pd.Series) -> tuple[list[str], list[str], list, list]:
-    def value_counts(values: pd.Series) -> dict[str, int]:
-        counts = {str(k): int(n) for k, n in values.dropna().astype(str).value_counts().items()}
+    def value_counts(values: pd.Series) -> dict[str | int, int]:
+        counts: dict[str | int, int] = {str(k): int(n) for k, n in values.dropna().astype(str).value_counts().items()}
         return {**counts, MISSING: int(values.isna().sum())}
 
     return _category_bin_counts(value_counts(reference), value_counts(current))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -79,13 +80,25 @@ class TrainingParams:
     seed: int = 7
 
 
+class Regressor(Protocol):
+    """A fitted scikit-learn style regressor."""
+
+    def predict(self, matrix: pd.DataFrame) -> np.ndarray: ...
+
+
+class ProbabilisticClassifier(Protocol):
+    """A fitted scikit-learn style classifier: one probability column per class."""
+
+    def predict_proba(self, matrix: pd.DataFrame) -> np.ndarray: ...
+
+
 @dataclass
 class RiskModels:
     """The three fitted estimators; `predict` gives the prediction columns for member feature rows."""
 
-    risk_score: object
-    high_risk: object
-    total_cost: object  # fitted on log1p(cost)
+    risk_score: Regressor
+    high_risk: ProbabilisticClassifier
+    total_cost: Regressor  # fitted on log1p(cost)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         matrix = model_matrix(features).fillna(-1.0)

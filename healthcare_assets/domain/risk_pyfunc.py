@@ -1,13 +1,13 @@
 """The MLflow pyfunc of the member risk models, apart from domain/risk.py so loading the code location
 does not import MLflow's model machinery."""
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from healthcare_assets.domain.risk import RiskModels
 
 
-class MemberRiskModel(mlflow.pyfunc.PythonModel):
+class MemberRiskModel(PythonModel):
     """The MLflow pyfunc: member feature rows in, the four prediction columns out."""
 
     def __init__(self, models: RiskModels):

@@ -229,7 +229,7 @@ _SEVERITY = {
     "I48.91": 3, "I25.10": 3,
 }  # fmt: skip
 # Placeholder procedures resolved per claim: E/M level from severity, preventive visit from age.
-_EM_LEVELS = {
+_EM_LEVELS: dict[str, dict[int, tuple[str, ...]]] = {
     "EM": {1: ("99211", "99212", "99213"), 2: ("99212", "99213", "99214"), 3: ("99213", "99214", "99215")},
     "ER": {1: ("99281", "99282", "99283"), 2: ("99283", "99284"), 3: ("99284", "99285")},
     "IP": {1: ("99221",), 2: ("99221", "99222"), 3: ("99222", "99223")},
@@ -1154,11 +1154,13 @@ def _bad_line(source: Source, record: dict[str, Any], kind: str, on: date, rng: 
             record[column.name] = "N/A"
     elif kind == "out_of_range":
         column = _pick_column(rng, [c for c in present if c.min_value is not None])
+        minimum = column.min_value
+        assert minimum is not None  # only columns with a minimum were candidates
         value = record[column.name]
         if column.dtype == INT:
-            record[column.name] = int(column.min_value) - 1
-        elif column.min_value > 0:
-            record[column.name] = column.min_value / 2
+            record[column.name] = int(minimum) - 1
+        elif minimum > 0:
+            record[column.name] = minimum / 2
         else:
             record[column.name] = -max(abs(value), 1.0)
     elif kind == "unknown_code":

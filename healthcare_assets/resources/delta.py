@@ -288,7 +288,7 @@ class DeltaStorage:
         if enforce_retention:
             return self._vacuum_sql(statement)
         check = "spark.databricks.delta.retentionDurationCheck.enabled"
-        previous = self.spark.conf.get(check, "true")
+        previous = self.spark.conf.get(check, "true") or "true"  # typed optional; unset gives the default
         self.spark.conf.set(check, "false")
         try:
             return self._vacuum_sql(statement)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -120,7 +120,7 @@ def parse_landing(spark: SparkSession, landing_root: str, source: Source, days: 
 
     columns = output_columns(source)
 
-    def parse(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def parse(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             for text, file_name, ingest_day in zip(
                 batch["value"], batch[SOURCE_FILE], batch[PARTITION_COLUMN], strict=True

@@ -262,7 +262,7 @@ def member_features(
         frame.withColumn("age", age.cast("int"))
         .withColumn("age_group", age_group(age))
         .withColumn("is_smoker", F.col("smoker") == "Y")
-        .withColumn("chronic_condition_count", sum(F.col(f).cast("int") for f in flags))
+        .withColumn("chronic_condition_count", sum((F.col(f).cast("int") for f in flags), F.lit(0)))
         .withColumn("total_cost", F.col("total_paid_amount") + F.col("total_rx_amount"))
         .withColumn("vaccines_received", F.coalesce("vaccines_received", F.array().cast("array<string>")))
         .withColumn("as_of_date", F.lit(as_of).cast("date"))

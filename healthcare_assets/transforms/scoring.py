@@ -3,7 +3,7 @@ leave the engine (Spark Connect has no SparkContext broadcast)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pandas as pd
@@ -27,7 +27,7 @@ SCORE_COLUMNS = [column.split()[0] for column in SCORE_SCHEMA.split(", ")]
 def fraud_scores(features: DataFrame, model: ClaimsTreeAutoencoder, model_version: str) -> DataFrame:
     """One row per claim of `features`: score, training percentile, p95/p99 flags, top features, model version."""
 
-    def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def score_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             if batch.empty:  # Sail can hand over empty batches
                 continue
