@@ -12,6 +12,7 @@ fraud_model_training job's multiprocess executor does). Writes benchmarks/result
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import time
@@ -60,7 +61,8 @@ def main() -> None:
     sequential = time.perf_counter() - started
 
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    # spawned, not forked: a fork after the sequential fits inherits OpenMP thread state and hangs
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {t: pool.submit(_train, t, params, train, validation) for t in ("catboost", "xgboost")}
         parallel_steps = {t: f.result() for t, f in futures.items()}
     parallel = time.perf_counter() - started
