@@ -95,7 +95,16 @@ def test_report_says_not_yet_measured_and_picks_up_section_files(tmp_path: Path)
     markdown, data = render(tmp_path)
     assert NOT_MEASURED in markdown and data["parallel_training"] is None
 
-    (tmp_path / "parallel_training.json").write_text(json.dumps({"speedup": 1.7, "workers": 2}))
+    parallel = {
+        "sequential_seconds": 100.0,
+        "parallel_seconds": 62.0,
+        "parallel_to_sequential_ratio": 0.62,
+        "sequential_step_seconds": {"catboost": 60.0, "xgboost": 40.0},
+        "cpu_count": 2,
+    }
+    (tmp_path / "parallel_training.json").write_text(json.dumps(parallel))
     markdown, data = render(tmp_path)
-    assert "`speedup` | 1.7" in markdown
-    assert data["parallel_training"] == {"speedup": 1.7, "workers": 2}
+    assert "wall time: **0.62** (62.0 s vs 100.0 s" in markdown
+    assert "slower model alone: 0.6 here" in markdown  # 60 / (60 + 40)
+    assert "`sequential_step_seconds.xgboost` | 40.0" in markdown
+    assert data["parallel_training"] == parallel
