@@ -57,9 +57,10 @@ def column_lineage(
 
 
 def gate_metadata(blocking: bool) -> dict[str, str]:
-    """Marks a check in the catalog: a blocking gate stops everything downstream of its asset in the same run."""
+    """Marks a check in the catalog: downstream steps of the same run wait for a blocking gate, and its failure
+    stops them when the gate's severity is ERROR (a WARN failure is reported and they run)."""
     if blocking:
-        return {"gate": "blocking: a failure stops downstream assets in the same run"}
+        return {"gate": "blocking: downstream assets in the same run wait for it; an ERROR failure stops them"}
     return {"gate": "warning: reported, downstream assets still run"}
 
 
