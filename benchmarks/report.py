@@ -154,6 +154,14 @@ def _engine_matrix_section(engine_matrix: dict | None) -> list[str]:
     if engine_matrix is None:
         out += [NOT_MEASURED + ": `benchmarks/engines.py` writes `benchmarks/results/engines.json`.", ""]
     else:
+        runs = {name: engine["run_seconds"] for name, engine in engine_matrix["engines"].items()}
+        if {"sail", "classic"} <= set(runs):
+            out += [
+                f"Classic / Sail run time: **{round(runs['classic'] / runs['sail'], 1)}x** "
+                f"({runs['classic']} s vs {runs['sail']} s); same row counts on every engine: "
+                f"{engine_matrix['same_row_counts']}.",
+                "",
+            ]
         out += _table(["figure", "value"], _flatten(engine_matrix))
     return out
 
