@@ -32,7 +32,7 @@ def test_curve_chart_draws_one_line_per_curve_plus_the_chance_line_and_reference
     assert _legend(figure) == ["catboost", "xgboost", "if", "chance", "fraud share"]
     assert [list(line.get_ydata()) for line in axes.lines[:3]] == [[0, 0.7, 1], [0, 0.6, 1], [0, 1]]
     assert list(axes.lines[-1].get_ydata()) == [0.1, 0.1]  # the horizontal reference line
-    value = charts.curve_chart_markdown(curves, "ROC", "FPR", "TPR", diagonal=True)
+    value = charts.figure_markdown(charts.curve_figure(curves, "ROC", "FPR", "TPR", diagonal=True))
     assert embedded_chart(value) == ("ROC", (800, 350))
 
 
@@ -44,7 +44,7 @@ def test_histogram_draws_every_bin_the_tail_bar_and_a_vertical_line_per_threshol
     axes = figure.axes[0]
     assert [line.get_xdata()[0] for line in axes.lines] == [0.9, 1.6]
     assert _legend(figure) == ["p95", "p99", "> 2"]
-    value = charts.histogram_markdown(edges, counts, "Scores", "score", limits={"p95": 0.9})
+    value = charts.figure_markdown(charts.histogram_figure(edges, counts, "Scores", "score", limits={"p95": 0.9}))
     assert embedded_chart(value) == ("Scores", (800, 350))
     with pytest.raises(ValueError, match="one more edge than counts"):
         charts.histogram_figure(edges, [1, 2], "scores", "score")
@@ -63,7 +63,9 @@ def test_bars_with_limits_cap_extreme_values_and_draw_the_lines_and_the_band():
     (band,) = [patch for patch in figure.axes[0].patches if patch.get_label() == "fair band"]
     assert (band.get_y(), band.get_y() + band.get_height()) == pytest.approx((0.8, 1.25))
     assert _legend(figure) == ["fair band", "catboost", "xgboost"]
-    value = charts.bars_with_limits_markdown(psi, "PSI per feature", "PSI", limits={"WARN": 0.1})
+    value = charts.figure_markdown(
+        charts.bars_figure(psi, "PSI per feature", "PSI", limits={"WARN": 0.1}, size=charts.WIDE)
+    )
     assert embedded_chart(value) == ("PSI per feature", (800, 350))
 
 

@@ -4,12 +4,12 @@ The Dagster UI renders `data:` image URIs in markdown metadata, so a chart needs
 file server. Callers pass aggregates only (counts, metrics, bins, curve points),
 never records, so no chart can show PHI.
 
-    metadata["roc_curve"] = curve_chart_markdown({"catboost": (fpr, tpr)}, "ROC", "FPR", "TPR", diagonal=True)
-    metadata["psi_chart"] = bars_with_limits_markdown(psi_by_feature, "PSI", "PSI", limits={"WARN": 0.1})
-    metadata["score_distribution"] = histogram_markdown(edges, counts, "Scores", "score", limits={"p95": 1.2})
+    metadata["roc_curve"] = figure_markdown(curve_figure({"catboost": (fpr, tpr)}, "ROC", "FPR", "TPR", diagonal=True))
+    metadata["psi_chart"] = figure_markdown(bars_figure(psi_by_feature, "PSI", "PSI", limits={"WARN": 0.1}, size=WIDE))
+    metadata["score_distribution"] = figure_markdown(histogram_figure(edges, counts, "Scores", "score", {"p95": 1.2}))
 
-Each `*_markdown` helper has a `*_figure` twin returning the matplotlib figure (what the tests inspect);
-`new_figure` + `figure_markdown` cover any other plot.
+The `*_figure` helpers return the matplotlib figure (what the tests inspect); `figure_markdown` embeds any
+figure, titled by its plot; `new_figure` starts any other plot.
 """
 
 import base64
@@ -42,8 +42,10 @@ def figure_png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def figure_markdown(figure: Figure, title: str) -> dg.MarkdownMetadataValue:
-    """Markdown metadata showing the figure as an embedded PNG, with `title` as its alternative text."""
+def figure_markdown(figure: Figure, title: str | None = None) -> dg.MarkdownMetadataValue:
+    """Markdown metadata showing the figure as an embedded PNG, with `title` (default: the plot's title) as its
+    alternative text."""
+    title = figure.axes[0].get_title() if title is None else title
     encoded = base64.b64encode(figure_png(figure)).decode("ascii")
     return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")
 
@@ -105,18 +107,6 @@ def bar_chart_markdown(values: BarValues, title: str, ylabel: str = "count") -> 
     return figure_markdown(bars_figure(values, title, ylabel), title)
 
 
-def bars_with_limits_markdown(
-    values: BarValues,
-    title: str,
-    ylabel: str,
-    limits: Mapping[str, float] | None = None,
-    band: tuple[str, float, float] | None = None,
-    cap: float | None = None,
-) -> dg.MarkdownMetadataValue:
-    """Bars (see `bars_figure`) against threshold lines or an acceptable band, on a wide figure."""
-    return figure_markdown(bars_figure(values, title, ylabel, limits, band, cap, WIDE), title)
-
-
 def curve_figure(
     curves: Mapping[str, Curve],
     title: str,
@@ -140,18 +130,6 @@ def curve_figure(
     axes.set_title(title)
     axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return figure
-
-
-def curve_chart_markdown(
-    curves: Mapping[str, Curve],
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    diagonal: bool = False,
-    limits: Mapping[str, float] | None = None,
-) -> dg.MarkdownMetadataValue:
-    """Curves (see `curve_figure`) as markdown metadata."""
-    return figure_markdown(curve_figure(curves, title, xlabel, ylabel, diagonal, limits), title)
 
 
 def histogram_figure(
@@ -188,16 +166,3 @@ def histogram_figure(
     if limits or overflow:
         axes.legend(fontsize="small")
     return figure
-
-
-def histogram_markdown(
-    edges: Sequence[float],
-    counts: Sequence[int],
-    title: str,
-    xlabel: str,
-    limits: Mapping[str, float] | None = None,
-    overflow: int = 0,
-    ylabel: str = "count",
-) -> dg.MarkdownMetadataValue:
-    """A histogram (see `histogram_figure`) as markdown metadata."""
-    return figure_markdown(histogram_figure(edges, counts, title, xlabel, limits, overflow, ylabel), title)

@@ -319,15 +319,19 @@ def _evaluation_curves(
     roc = {f"{name} (AUC {results[name]['roc_auc']:.3f})": roc_points(is_fraud, s) for name, s in scores.items()}
     pr = {f"{name} (AP {results[name]['pr_auc']:.3f})": pr_points(is_fraud, s) for name, s in scores.items()}
     return {
-        "roc_curve": charts.curve_chart_markdown(
-            roc, "ROC curve on the validation days", "false positive rate", "true positive rate", diagonal=True
+        "roc_curve": charts.figure_markdown(
+            charts.curve_figure(
+                roc, "ROC curve on the validation days", "false positive rate", "true positive rate", diagonal=True
+            )
         ),
-        "pr_curve": charts.curve_chart_markdown(
-            pr,
-            "Precision-recall curve on the validation days",
-            "recall",
-            "precision",
-            limits={"fraud share (random flags)": float(np.mean(is_fraud))},
+        "pr_curve": charts.figure_markdown(
+            charts.curve_figure(
+                pr,
+                "Precision-recall curve on the validation days",
+                "recall",
+                "precision",
+                limits={"fraud share (random flags)": float(np.mean(is_fraud))},
+            )
         ),
     }
 
@@ -341,14 +345,16 @@ def _score_distribution(context: dg.AssetExecutionContext, scored: DataFrame, th
         f"{histogram.flagged_p99} above p99"
     )
     return {
-        "score_distribution": charts.histogram_markdown(
-            histogram.edges,
-            histogram.counts,
-            "Fraud scores of the run's claims against the model's thresholds",
-            "fraud score",
-            limits={f"{name} threshold": value for name, value in thresholds.items()},
-            overflow=histogram.overflow,
-            ylabel="claims",
+        "score_distribution": charts.figure_markdown(
+            charts.histogram_figure(
+                histogram.edges,
+                histogram.counts,
+                "Fraud scores of the run's claims against the model's thresholds",
+                "fraud score",
+                limits={f"{name} threshold": value for name, value in thresholds.items()},
+                overflow=histogram.overflow,
+                ylabel="claims",
+            )
         ),
         "threshold_p95": dg.MetadataValue.float(thresholds["p95"]),
         "threshold_p99": dg.MetadataValue.float(thresholds["p99"]),

@@ -89,13 +89,15 @@ def _worst_di_chart(rows: pd.DataFrame) -> dg.MarkdownMetadataValue:
         label: dict(zip(part["model_type"], part["disparate_impact"], strict=True))
         for label, part in worst.groupby("label", sort=True)
     }
-    return charts.bars_with_limits_markdown(
+    figure = charts.bars_figure(
         by_group,
         "Disparate impact per protected group",
         "worst DI over the run's days",
         band=(f"fair band {fairness.DI_LOWER}-{fairness.DI_UPPER}", fairness.DI_LOWER, fairness.DI_UPPER),
         cap=3.0,
+        size=charts.WIDE,
     )
+    return charts.figure_markdown(figure)
 
 
 def _report(rows: pd.DataFrame) -> str:

@@ -206,13 +206,15 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
 
 def _psi_chart(largest_psi: dict[str, float]) -> dg.MarkdownMetadataValue:
     """Largest PSI per feature over the run's days against the WARN and ERROR lines."""
-    return charts.bars_with_limits_markdown(
+    figure = charts.bars_figure(
         largest_psi,
         "Largest PSI per feature over the run's days",
         "PSI",
         limits={f"WARN {drift.PSI_WARN}": drift.PSI_WARN, f"ERROR {drift.PSI_ERROR}": drift.PSI_ERROR},
         cap=PSI_CHART_CAP,
+        size=charts.WIDE,
     )
+    return charts.figure_markdown(figure)
 
 
 class PerformanceConfig(dg.Config):

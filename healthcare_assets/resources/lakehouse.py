@@ -28,8 +28,9 @@ class LakehouseResource(dg.ConfigurableResource):
 
     def table_metadata(self, ref: TableRef, start: date | None = None, end: date | None = None) -> dict:
         """What every table materialisation reports: rows, Delta version, location, schema (read from the table)."""
-        frame = self.storage().read(ref, start, end)
-        return self._metadata(ref, frame.count(), frame, self.storage().version(ref), start, end)
+        storage = self.storage()
+        frame = storage.read(ref, start, end)
+        return self._metadata(ref, frame.count(), frame, storage.version(ref), start, end)
 
     def written_metadata(self, ref: TableRef, written: DataFrame, start: date | None, end: date | None) -> dict:
         """The same as `table_metadata` for the write just made, without reading the table again: rows and
