@@ -1,10 +1,12 @@
 """ClaimsTreeAutoencoder on claims whose features fit together, with injected misfits."""
 
+from datetime import date, timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from healthcare_assets.domain.autoencoder import ClaimsTreeAutoencoder, TreeParams
+from healthcare_assets.domain.autoencoder import ClaimsTreeAutoencoder, TreeParams, recent_training_days
 from healthcare_assets.domain.autoencoder_pyfunc import score_frame
 from healthcare_assets.domain.fraud_evaluation import detection_metrics, precision_at_top, recall_by_pattern
 
@@ -136,3 +138,32 @@ def test_evaluation_metrics():
     assert detection_metrics(labels, scores)["roc_auc"] == pytest.approx(1 - 1 / 16)
     patterns = pd.Series(["upcoding", None, "unbundling", None, *([None] * 6)])
     assert recall_by_pattern(patterns, scores > 0.75) == {"unbundling": 0.0, "upcoding": 1.0}
+
+
+def _days(*claims: int) -> dict:
+    return {date(2026, 1, 1) + timedelta(days=n): count for n, count in enumerate(claims)}
+
+
+def test_training_window_keeps_the_newest_days_that_fit_the_cap():
+    counts = _days(500, 400, 300, 200, 100)  # Jan 1 .. Jan 5
+    first, first_validation = recent_training_days(counts, max_rows=650, validation_share=0.34)
+    assert first == date(2026, 1, 3)  # 100 + 200 + 300 = 600 fits, + 400 would not
+    assert first_validation == date(2026, 1, 5)  # one of the three days validates
+
+
+def test_training_window_size_does_not_grow_with_history():
+    """90 days of 1,100 claims and a 20,000 cap: 18 days, 4 of them validating (a window of the latest days)."""
+    window = recent_training_days(_days(*[1_100] * 90), max_rows=20_000, validation_share=0.2)
+    assert window == (date(2026, 3, 14), date(2026, 3, 28))
+    longer = recent_training_days(_days(*[1_100] * 365), max_rows=20_000, validation_share=0.2)
+    assert (longer[1] - longer[0]).days == (window[1] - window[0]).days
+
+
+def test_training_window_always_has_a_training_and_a_validation_day():
+    """Days larger than the cap still give one day each side rather than nothing to train on."""
+    assert recent_training_days(_days(50_000, 50_000, 50_000), max_rows=20_000, validation_share=0.2) == (
+        date(2026, 1, 2),
+        date(2026, 1, 3),
+    )
+    with pytest.raises(ValueError, match="at least two days"):
+        recent_training_days(_days(10), max_rows=20_000, validation_share=0.2)

@@ -189,8 +189,9 @@ def test_member_features_flag_chronic_conditions_from_diagnoses_and_drugs(spark)
         SILVER_CLAIMS,
     )
     rx = spark.createDataFrame(
-        [("R1", "m2", date(2025, 11, 1), "antidepressant", Decimal("20.00"))],
-        "rx_claim_id string, member_key string, fill_date date, drug_class string, rx_amount decimal(12,2)",
+        [("R1", "m2", date(2025, 11, 1), "antidepressant", Decimal("20.00"), date(2025, 11, 2))],
+        "rx_claim_id string, member_key string, fill_date date, drug_class string, rx_amount decimal(12,2), "
+        "ingest_date date",
     )
     immunizations = spark.createDataFrame(
         [("I1", "m2", "FLU", date(2025, 10, 1)), ("I2", "m2", "HPV", date(2025, 10, 1))],

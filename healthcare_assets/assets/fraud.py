@@ -16,7 +16,7 @@ from healthcare_assets import charts
 from healthcare_assets.assets.common import latest_metadata_value, run_day_range
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY
 from healthcare_assets.assets.landing import FRAUD_LABELS_KEY
-from healthcare_assets.domain.autoencoder import ClaimsTreeAutoencoder, TreeParams
+from healthcare_assets.domain.autoencoder import ClaimsTreeAutoencoder, TreeParams, recent_training_days
 from healthcare_assets.domain.features import FRAUD_NUMERIC_FEATURES
 from healthcare_assets.domain.fraud_evaluation import (
     detection_metrics,
@@ -46,7 +46,8 @@ SCORE_CHART_RANGE = 2.0
 
 
 class FraudTrainingConfig(dg.Config):
-    """Training knobs; the split is by received day: the latest `validation_share` of days validate."""
+    """Training knobs: the most recent received days holding about `max_training_rows` claims; the latest
+    `validation_share` of those days validate, the earlier ones train."""
 
     max_training_rows: int = 20_000
     validation_share: float = 0.2
@@ -54,17 +55,6 @@ class FraudTrainingConfig(dg.Config):
     depth: int = 5
     learning_rate: float = 0.15
     seed: int = 42
-
-
-def _split_days(days: list[date], validation_share: float) -> date:
-    """First validation day: the latest share of the received days (at least one day each side)."""
-    if len(days) < 2:
-        raise dg.Failure(
-            f"gold.claim_features holds {len(days)} day(s): training needs at least two days "
-            "(earlier days train, the latest validate); materialise more days first"
-        )
-    validation_days = min(len(days) - 1, max(1, round(len(days) * validation_share)))
-    return days[-validation_days]
 
 
 def _feature_frame(table: DataFrame, keys: list[str], features: list[str]) -> DataFrame:
@@ -75,29 +65,25 @@ def _feature_frame(table: DataFrame, keys: list[str], features: list[str]) -> Da
 
 def _training_frames(
     lakehouse: LakehouseResource, config: FraudTrainingConfig, features: list[str]
-) -> tuple[pd.DataFrame, pd.DataFrame, int, date]:
-    """Train/validation frames (feature columns and day only) from the latest days, capped in size."""
+) -> tuple[pd.DataFrame, pd.DataFrame, int, date, date]:
+    """Train/validation frames (feature columns and day only) from the latest days, capped in size; the
+    table version and the window's first training and first validation days."""
     storage = lakehouse.storage()
     version = storage.version(CLAIM_FEATURES)
     frame = _feature_frame(storage.read(CLAIM_FEATURES, version=version), [PARTITION_COLUMN, "claim_id"], features)
     counts = {row[0]: row[1] for row in frame.groupBy(PARTITION_COLUMN).count().collect()}
-    days = sorted(counts)
-    first_validation = _split_days(days, config.validation_share)
-    # keep the most recent days that fit the cap: the model learns today's behaviour
-    kept: list[date] = []
-    total = 0
-    for day in reversed(days):
-        if kept and total + counts[day] > config.max_training_rows:
-            break
-        kept.append(day)
-        total += counts[day]
+    try:
+        first_day, first_validation = recent_training_days(counts, config.max_training_rows, config.validation_share)
+    except ValueError as error:
+        raise dg.Failure(f"gold.claim_features: {error}") from error
     # a stable row order (Spark's is not): the same table version trains the same models
-    frame = frame.where(frame[PARTITION_COLUMN] >= min(kept)).orderBy(PARTITION_COLUMN, "claim_id").toPandas()
+    frame = frame.where(frame[PARTITION_COLUMN] >= first_day).orderBy(PARTITION_COLUMN, "claim_id").toPandas()
     is_validation = frame[PARTITION_COLUMN] >= first_validation
     return (
         frame[~is_validation].reset_index(drop=True),
         frame[is_validation].reset_index(drop=True),
         version,
+        first_day,
         first_validation,
     )
 
@@ -116,9 +102,9 @@ def _train_fraud_model(
 
     params = TreeParams(iterations=config.iterations, depth=config.depth, learning_rate=config.learning_rate)
     autoencoder = ClaimsTreeAutoencoder(model_type, params=params, seed=config.seed)
-    train, validation, delta_version, first_validation = _training_frames(lakehouse, config, autoencoder.features)
-    if len(train) == 0:
-        raise dg.Failure("no training claims before the validation window: materialise more days")
+    train, validation, delta_version, first_day, first_validation = _training_frames(
+        lakehouse, config, autoencoder.features
+    )
     context.log.info(f"{model_type}: training on {len(train)} claims, validating on {len(validation)}")
     autoencoder.fit(train[autoencoder.features], validation[autoencoder.features], progress=context.log.info)
     val_scores, _ = autoencoder.compute_fraud_scores(validation[autoencoder.features])
@@ -134,6 +120,7 @@ def _train_fraud_model(
                 "seed": config.seed,
                 "max_training_rows": config.max_training_rows,
                 "validation_share": config.validation_share,
+                "first_training_day": first_day.isoformat(),
                 "first_validation_day": first_validation.isoformat(),
                 "training_table": "gold.claim_features",
                 "training_table_delta_version": delta_version,
@@ -181,6 +168,7 @@ def _train_fraud_model(
             "model_type": model_type,
             "train_rows": dg.MetadataValue.int(len(train)),
             "validation_rows": dg.MetadataValue.int(len(validation)),
+            "first_training_day": first_day.isoformat(),
             "first_validation_day": first_validation.isoformat(),
             "training_table_delta_version": dg.MetadataValue.int(delta_version),
             "threshold_p95": dg.MetadataValue.float(autoencoder.thresholds["p95"]),
@@ -251,13 +239,16 @@ def fraud_model_evaluation(
 ) -> dg.MaterializeResult:
     models = {t: _load_model(latest_metadata_value(context, MODEL_KEYS[t], "model_uri")) for t in MODEL_TYPES}
     run_ids = {t: latest_metadata_value(context, MODEL_KEYS[t], "mlflow_run_id") for t in MODEL_TYPES}
-    first_validation = date.fromisoformat(
-        latest_metadata_value(context, MODEL_KEYS["catboost"], "first_validation_day")
+    first_day, first_validation = (
+        date.fromisoformat(latest_metadata_value(context, MODEL_KEYS["catboost"], name))
+        for name in ("first_training_day", "first_validation_day")
     )
     features = models["catboost"].features
     storage = lakehouse.storage()
+    # the models' training window and every day received since: the baseline trains where they trained
     frame: pd.DataFrame = (
         _feature_frame(storage.read(CLAIM_FEATURES), ["claim_id", PARTITION_COLUMN], features)
+        .where(F.col(PARTITION_COLUMN) >= F.lit(first_day))
         .orderBy(PARTITION_COLUMN, "claim_id")  # a stable row order: the baseline's subsampling depends on it
         .toPandas()
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import pickle  # nosec B403: only models this code wrote itself are loaded
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,30 @@ MISSING_CATEGORY = "__missing__"
 MODEL_FILE = "claims_tree_autoencoder.pkl"
 # Percentiles of the training scores kept with the model, so scoring can report a claim's percentile.
 _PERCENTILE_GRID = np.linspace(0.0, 100.0, 1001)
+
+
+def recent_training_days(claims_per_day: dict[date, int], max_rows: int, validation_share: float) -> tuple[date, date]:
+    """(first day, first validation day) of the training window: the most recent days holding at most
+    `max_rows` claims (never fewer than two days), the latest `validation_share` of them validating.
+
+    The window follows the newest data so the model learns today's behaviour, and its size stays the
+    same however long the history grows.
+    """
+    if len(claims_per_day) < 2:
+        raise ValueError(
+            f"{len(claims_per_day)} day(s) of claims: training needs at least two days "
+            "(earlier days train, the latest validate); materialise more days first"
+        )
+    newest_first = sorted(claims_per_day, reverse=True)
+    window = newest_first[:2]
+    total = sum(claims_per_day[day] for day in window)
+    for day in newest_first[2:]:
+        if total + claims_per_day[day] > max_rows:
+            break
+        window.append(day)
+        total += claims_per_day[day]
+    validation_days = min(len(window) - 1, max(1, round(len(window) * validation_share)))
+    return window[-1], window[validation_days - 1]
 
 
 @dataclass(frozen=True)

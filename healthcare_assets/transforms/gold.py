@@ -241,8 +241,13 @@ def member_features(
     """One row per member (current version): demographics, risk factors, 12-month utilisation and cost,
     chronic-condition flags from diagnoses and maintenance drugs, immunization history."""
     start = F.date_sub(F.lit(as_of), CLAIM_HISTORY_DAYS)
-    recent_claims = claims.where((F.col("service_start_date") > start) & (F.col("service_start_date") <= F.lit(as_of)))
-    recent_rx = rx.where((F.col("fill_date") > start) & (F.col("fill_date") <= F.lit(as_of)))
+    # Silver guarantees a record is received no earlier than its service or fill date, so only the window's
+    # daily partitions can hold its claims: reading just those keeps the cost flat as history grows.
+    received = F.col(PARTITION_COLUMN) > start
+    recent_claims = claims.where(
+        received & (F.col("service_start_date") > start) & (F.col("service_start_date") <= F.lit(as_of))
+    )
+    recent_rx = rx.where(received & (F.col("fill_date") > start) & (F.col("fill_date") <= F.lit(as_of)))
     current = members.where("is_current_record").select(
         "member_key", "gender", "birth_year", "geographic_region", "plan_code", "bmi", "smoker", "enrollment_status"
     )
