@@ -1,12 +1,14 @@
 """The benchmark runner's own logic: the pandas baseline equals the Spark transform; the report's sections."""
 
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
 from deltalake import DeltaTable
 
-from benchmarks.pipeline import incremental, throughput
+import benchmarks
+from benchmarks.pipeline import incremental, median_run, throughput
 from benchmarks.report import NOT_MEASURED, render
 from benchmarks.sail_vs_pandas import pandas_medical_claims, same_table
 from healthcare_assets.domain.sources import MEDICAL_CLAIMS
@@ -108,3 +110,44 @@ def test_report_says_not_yet_measured_and_picks_up_section_files(tmp_path: Path)
     assert "slower model alone: 0.6 here" in markdown  # 60 / (60 + 40)
     assert "`sequential_step_seconds.xgboost` | 40.0" in markdown
     assert data["parallel_training"] == parallel
+
+
+def test_overhead_section_attributes_the_extra_time_to_event_log_writes(tmp_path: Path):
+    scenario = {
+        "scenario": "one day",
+        "partitions": 1,
+        "dagster_median_seconds": 3.0,
+        "direct_median_seconds": 2.0,
+        "ratio": 1.5,
+        "materialization_events": 3,
+        "seconds_before_first_step": 0.2,
+        "event_log_writes": 40,
+        "event_log_write_seconds": 0.4,
+    }
+    # a real pipeline record: the overhead table lists the scales the pipeline section measured
+    shutil.copy(Path(benchmarks.__file__).parent / "results" / "pipeline_small.json", tmp_path)
+    (tmp_path / "overhead_small.json").write_text(json.dumps({"scenarios": [scenario]}))
+    markdown, _ = render(tmp_path)
+    assert "| small | one day (1 partition) | 3.00 s | 2.00 s | 1.5 (+1.00 s) | 40 events, 0.40 s (40%) |" in markdown
+    assert "**missed** (target ≤ 1.15)" in markdown and "Missed at small." in markdown
+
+
+def test_repeated_incremental_runs_are_summarised_by_their_medians():
+    def run(day: str, wall: float, steps: dict[str, float]) -> dict:
+        return {
+            "days": day,
+            "wall_seconds": wall,
+            "run_seconds": wall - 1,
+            "asset_step_seconds": sum(steps.values()),
+            "check_step_seconds": 0.5,
+            "peak_tree_rss_mib": wall * 10,
+            "max_process_rss_mib": 100.0,
+            "steps": [_step(name, seconds, [], None) for name, seconds in steps.items()],
+        }
+
+    runs = [run("d1", 10, {"a": 1, "b": 5}), run("d2", 30, {"a": 3, "b": 4}), run("d3", 20, {"a": 2, "b": 9})]
+    summary = median_run(runs)
+    assert summary["wall_seconds"] == 20 and summary["asset_step_seconds"] == 7  # medians of 6, 7, 11
+    assert {s["step"]: s["seconds"] for s in summary["steps"]} == {"a": 2, "b": 5}  # per step, not per run
+    assert summary["peak_tree_rss_mib"] == 300  # memory: the worst run
+    assert [r["days"] for r in summary["repeats"]] == ["d1", "d2", "d3"]

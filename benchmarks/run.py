@@ -110,12 +110,22 @@ def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
             raise SystemExit(f"{record['lakehouse']} is gone: run the pipeline section again (with --keep)")
 
     lakehouse = record["lakehouse"]
+    dagster_home = str(Path(lakehouse).parent / pipeline.DAGSTER_HOME)  # where the models were materialised
     last = scale.day(scale.history_days + 1)
     if "overhead" in sections:
-        progress(f"orchestration overhead: gold assets over {scale.day(1)}...{last}, Dagster vs direct calls")
+        progress(f"orchestration overhead: gold and scoring over {scale.day(1)}...{last}, Dagster vs direct calls")
         overhead = _section_script(
             "overhead",
-            ["--lakehouse", lakehouse, "--start", str(scale.day(1)), "--end", str(last)],
+            [
+                "--lakehouse",
+                lakehouse,
+                "--dagster-home",
+                dagster_home,
+                "--start",
+                str(scale.day(1)),
+                "--end",
+                str(last),
+            ],
             RESULTS_DIR / f"overhead_{scale.name}.json",
             work,
             progress,

@@ -207,7 +207,7 @@ fraud_model_catboost = _fraud_model_asset("catboost")
 fraud_model_xgboost = _fraud_model_asset("xgboost")
 
 
-def _load_model(model_uri: str) -> ClaimsTreeAutoencoder:
+def load_fraud_model(model_uri: str) -> ClaimsTreeAutoencoder:
     import mlflow.pyfunc
 
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().autoencoder
@@ -237,7 +237,7 @@ def _fraud_labels(landing_root: str, start: date, end: date) -> dict[str, str]:
 def fraud_model_evaluation(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
-    models = {t: _load_model(latest_metadata_value(context, MODEL_KEYS[t], "model_uri")) for t in MODEL_TYPES}
+    models = {t: load_fraud_model(latest_metadata_value(context, MODEL_KEYS[t], "model_uri")) for t in MODEL_TYPES}
     run_ids = {t: latest_metadata_value(context, MODEL_KEYS[t], "mlflow_run_id") for t in MODEL_TYPES}
     first_day, first_validation = (
         date.fromisoformat(latest_metadata_value(context, MODEL_KEYS["catboost"], name))
@@ -327,10 +327,14 @@ def _evaluation_curves(
     }
 
 
+def score_chart_histogram(scored: DataFrame, thresholds: dict[str, float]) -> scoring.ScoreHistogram:
+    """The score chart's bins: from 0 to SCORE_CHART_RANGE x the p99 threshold, higher scores in one tail bar."""
+    return scoring.score_histogram(scored, max(SCORE_CHART_RANGE * thresholds["p99"], 1e-6), SCORE_CHART_BINS)
+
+
 def _score_distribution(context: dg.AssetExecutionContext, scored: DataFrame, thresholds: dict[str, float]) -> dict:
     """Histogram of the run's scores against the model's p95/p99 thresholds (bin counts only leave Spark)."""
-    upper = max(SCORE_CHART_RANGE * thresholds["p99"], 1e-6)
-    histogram = scoring.score_histogram(scored, upper, SCORE_CHART_BINS)
+    histogram = score_chart_histogram(scored, thresholds)
     context.log.info(
         f"scored {histogram.total} claims: {histogram.flagged_p95} above the p95 threshold, "
         f"{histogram.flagged_p99} above p99"
@@ -377,7 +381,7 @@ def _fraud_scores_asset(model_type: str) -> dg.AssetsDefinition:
         model_version = latest_metadata_value(context, MODEL_KEYS[model_type], "model_version")
         start, end = run_day_range(context)
         context.log.info(f"scoring {start}..{end} with {model_type} model {model_version}")
-        model = _load_model(model_uri)
+        model = load_fraud_model(model_uri)
         # scored once: the distribution below and the IO manager's write both read the checkpoint
         scored = scoring.fraud_scores(claim_features, model, model_version).localCheckpoint()
         context.add_output_metadata(_score_distribution(context, scored, model.thresholds))
