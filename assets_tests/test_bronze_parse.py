@@ -32,3 +32,25 @@ def test_a_quarter_of_landing_days_parses_in_one_plan_with_every_file_and_day(sp
     assert sorted((r["claim_id"], r[PARTITION_COLUMN], r[SOURCE_FILE], r[LINE_NUMBER]) for r in rows) == [
         (f"C{number:03d}", day, Path(landing_file_path(MEDICAL_CLAIMS, day)).name, 2) for number, day in enumerate(days)
     ]
+
+
+def test_a_landing_file_of_several_megabytes_parses_whole_with_one_header(spark, tmp_path: Path):
+    """Sail's `wholetext` reader splits a file of over about a megabyte in two; every line must still be a row
+    of its own file, numbered from the one header."""
+    day = date(2026, 1, 21)
+    values = {name: "" for name in MEDICAL_CLAIMS.column_names}
+    values.update(member_id="MCD1", claim_amount="1.00", diagnosis_code="I10", procedure_code="99213")
+    lines = [",".join(MEDICAL_CLAIMS.column_names)]
+    for number in range(60_000):
+        values["claim_id"] = f"C{number:06d}"
+        lines.append(",".join(values[name] for name in MEDICAL_CLAIMS.column_names))
+    path = tmp_path / landing_file_path(MEDICAL_CLAIMS, day)
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size > 2_000_000
+
+    rows = parse_landing(spark, str(tmp_path), MEDICAL_CLAIMS, [day]).select("claim_id", LINE_NUMBER).collect()
+
+    assert sorted((r["claim_id"], r[LINE_NUMBER]) for r in rows) == [
+        (f"C{number:06d}", number + 2) for number in range(60_000)
+    ]

@@ -86,45 +86,30 @@ def _parsed_schema(source: Source) -> StructType:
     return StructType(fields)
 
 
-def union_all(frames: list[DataFrame]) -> DataFrame:
-    """Unions the frames pairwise, in order: a plan log2(n) deep rather than n deep.
-
-    A linear chain of one union per file nests the Spark Connect plan past protobuf's
-    recursion limit after a few dozen days ("Error parsing message with type
-    'spark.connect.Relation'"), which broke backfills of a quarter of a year.
-    """
-    while len(frames) > 1:
-        frames = [
-            frames[i].unionByName(frames[i + 1]) if i + 1 < len(frames) else frames[i] for i in range(0, len(frames), 2)
-        ]
-    return frames[0]
-
-
 def parse_landing(spark: SparkSession, landing_root: str, source: Source, days: list[date]) -> DataFrame:
     """Every landing data line of the days as a row: source columns as strings + file, line, raw text, reason.
 
-    Each file is read whole (one row per file) and parsed by the domain parser
-    inside Spark, so the line numbers and raw text of bad rows are kept.
+    Spark gets one row per file (its path) and the domain parser reads and parses each file whole inside
+    Spark, so the line numbers and raw text of bad rows are kept. The file is read by the parser rather
+    than with Spark's `wholetext` reader: Sail splits a file of more than about a megabyte into several
+    "whole" texts, whose second half would parse with a data line as its header. Workers read the same
+    paths the driver lists (a local folder, or a Unity Catalog volume mounted on every node).
     """
-    frames = []
-    for day in days:
-        for path in landing_files(landing_root, source, day):
-            frames.append(
-                spark.read.text(path, wholetext=True).select(
-                    F.col("value"),
-                    F.lit(Path(path).name).alias(SOURCE_FILE),
-                    F.lit(day).cast("date").alias(PARTITION_COLUMN),
-                )
-            )
-    files = union_all(frames)
+    paths = [(path, Path(path).name, day) for day in days for path in landing_files(landing_root, source, day)]
+    files = spark.createDataFrame(paths, f"path string, {SOURCE_FILE} string, {PARTITION_COLUMN} date")
+    # one task per file up to the engine's parallelism: files parse side by side
+    parallelism = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
+    files = files.repartition(max(1, min(len(paths), parallelism)))
 
     columns = output_columns(source)
 
     def parse(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            for text, file_name, ingest_day in zip(
-                batch["value"], batch[SOURCE_FILE], batch[PARTITION_COLUMN], strict=True
+            for path, file_name, ingest_day in zip(
+                batch["path"], batch[SOURCE_FILE], batch[PARTITION_COLUMN], strict=True
             ):
+                # bytes as stored (line endings untouched); check_landing_files has already proven them UTF-8
+                text = Path(path).read_bytes().decode("utf-8")
                 parsed = parse_landing_file(text, source, file_name, ingest_day)
                 if len(parsed):  # a header-only file has no rows (and no column types to convert)
                     parsed[PARTITION_COLUMN] = ingest_day
