@@ -1,6 +1,6 @@
-"""The README's Dagster CLI recipes, run as CI runs them: the real `dagster` command in a subprocess.
+"""The documented Dagster CLI recipes (docs/cli.md), run as CI runs them: the real `dagster` command in a subprocess.
 
-The commands come from the README's "Dagster CLI" code block, so README and tests cannot drift:
+The commands come from the first bash block of docs/cli.md, so the docs and tests cannot drift:
 every line of that block runs, in order, against a throw-away instance and lakehouse.
 """
 
@@ -23,16 +23,15 @@ MODULE = ["-m", "healthcare_assets.definitions"]
 pytestmark = pytest.mark.slow
 
 
-def readme_cli_commands(readme: str) -> list[str]:
-    """The commands of the first bash block under "## Dagster CLI", continuation lines joined, comments dropped."""
-    section = readme.split("## Dagster CLI", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```bash\n(.*?)\n```", section, re.DOTALL)
-    assert block, "the README's Dagster CLI section has no ```bash block"
+def documented_cli_commands(page: str) -> list[str]:
+    """The commands of the page's first bash block, continuation lines joined, comments dropped."""
+    block = re.search(r"```bash\n(.*?)\n```", page, re.DOTALL)
+    assert block, "docs/cli.md has no ```bash block"
     joined = re.sub(r"\\\n\s*", "", block.group(1))
     return [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
-COMMANDS = readme_cli_commands((ROOT / "README.md").read_text())
+COMMANDS = documented_cli_commands((ROOT / "docs" / "cli.md").read_text())
 
 
 def _key(command: str) -> str:
@@ -55,7 +54,7 @@ def cli_env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def recipes(cli_env) -> dict[str, subprocess.CompletedProcess]:
-    """Runs every README recipe once, in order; recipe name -> its completed process."""
+    """Runs every documented recipe once, in order; recipe name -> its completed process."""
     results: dict[str, subprocess.CompletedProcess] = {}
     for command in COMMANDS:
         if command.startswith("export "):
@@ -79,7 +78,7 @@ def _ok(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
 
-def test_the_readme_block_has_every_recipe_and_sets_the_instance():
+def test_the_documented_block_has_every_recipe_and_sets_the_instance():
     assert "export DAGSTER_HOME=$PWD/.dagster_home" in COMMANDS
     assert [_key(c) for c in COMMANDS if not c.startswith("export ")] == [
         "definitions validate",
