@@ -135,7 +135,7 @@ def test_report_shows_the_tables_and_gates(recipes):
     assert "gold.claim_features" in result.stdout
     assert "Gates:" in result.stdout
     # warnings may fire on generated data (e.g. a claim whose member's enrolment line was quarantined); errors not
-    assert not re.search(r"^\s+ERROR ", result.stdout, re.MULTILINE), result.stdout
+    assert not re.search(r"^\s+(FAILED|EXECUTION FAILED) ", result.stdout, re.MULTILINE), result.stdout
 
 
 def test_definitions_validate_fails_clearly_on_bad_configuration(tmp_path):

@@ -283,3 +283,12 @@ quality_checks = [
     quarantine_share_low,
     one_current_record_per_member,
 ]
+
+# The severity of every check on a bronze table (this module's blocking checks are its ERROR ones): ingestion fails
+# them with the days and the reason when it refuses a run's days.
+BRONZE_CHECK_SEVERITIES = {
+    spec.key: dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN
+    for definition in quality_checks
+    for spec in definition.check_specs
+    if spec.asset_key in {*BRONZE_KEYS.values(), QUARANTINE_KEY}
+}
