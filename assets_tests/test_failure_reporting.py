@@ -16,11 +16,14 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from deltalake import DeltaTable
 
+from assets_tests.embedded_charts import embedded_chart
 from assets_tests.pipeline import Pipeline
 from healthcare_assets import gate_status
 from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
 from healthcare_assets.assets.landing import synthetic_landing_feeds
+from healthcare_assets.assets.reports import GATE_SUMMARY_KEY
 from healthcare_assets.assets.silver import SILVER_KEYS
 from healthcare_assets.checks.quality import BRONZE_CHECK_SEVERITIES
 
@@ -120,3 +123,30 @@ def test_the_report_lists_every_check_state_after_a_failed_run(refused):
     assert f"[{REFUSED_DAY.isoformat()}]" in reconciles and PROBLEM in reconciles
     unique = next(line for line in lines if "silver/medical_claims primary_key_unique" in line)
     assert unique.startswith("  EXECUTION FAILED") and "step bronze_ingestion failed" in unique
+
+
+def test_the_gate_summary_lists_every_gate_worst_first_with_day_and_reason(refused):
+    result = refused.pipeline.run(REFUSED_DAY, selection=[GATE_SUMMARY_KEY])
+    assert result.success
+    table = DeltaTable(refused.pipeline.table(*GATE_SUMMARY_KEY.path)).to_pandas()
+    graph = refused.pipeline.defs.resolve_asset_graph()
+    assert len(table) == len(graph.asset_check_keys)
+    order = [gate_status.STATUSES.index(status) for status in table["gate_status"]]
+    assert order == sorted(order)  # worst first
+    row = table[(table["asset"] == "bronze/medical_claims") & (table["check_name"] == "landing_reconciles")].iloc[0]
+    assert (row["gate_status"], row["severity"], row["blocking"], row["days"]) == (
+        gate_status.FAILED,
+        "ERROR",
+        True,
+        REFUSED_DAY.isoformat(),
+    )
+    assert PROBLEM in row["reason"]
+    metadata = refused.pipeline.instance.get_latest_materialization_event(GATE_SUMMARY_KEY).asset_materialization
+    metadata = metadata.metadata
+    assert metadata["failed"].value == (table["gate_status"] == gate_status.FAILED).sum() == 4
+    assert metadata["execution_failed"].value == (table["gate_status"] == gate_status.EXECUTION_FAILED).sum()
+    attention = metadata["needs_attention"].value
+    assert "bronze/medical_claims landing_reconciles" in attention and PROBLEM in attention
+    assert "silver/medical_claims primary_key_unique" in attention
+    assert embedded_chart(metadata["states_chart"]) == ("Latest result of every gate, by layer", (800, 350))
+    assert "dagster/column_schema" in metadata

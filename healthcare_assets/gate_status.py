@@ -7,7 +7,7 @@ still going ("in progress"), or never run.
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import (
@@ -87,37 +87,33 @@ def _run_failure(instance: dg.DagsterInstance, run_id: str) -> str:
 def gate_state(
     instance: dg.DagsterInstance, key: dg.AssetCheckKey, blocking: bool, record: AssetCheckExecutionRecord | None
 ) -> GateState:
-    asset, check = key.asset_key.to_user_string(), key.name
+    never_run = GateState(key.asset_key.to_user_string(), key.name, blocking, NEVER_RUN)
     if record is None:
-        return GateState(asset, check, blocking, NEVER_RUN)
+        return never_run
     run = instance.get_run_by_id(record.run_id)
-    days = _run_days(run, record.partition)
-    common = {"days": days, "run_id": record.run_id, "timestamp": record.create_timestamp}
+    executed = replace(
+        never_run, days=_run_days(run, record.partition), run_id=record.run_id, timestamp=record.create_timestamp
+    )
     if record.status == AssetCheckExecutionRecordStatus.PLANNED:
         if run is None:
-            return GateState(asset, check, blocking, SKIPPED, reason="its run was deleted", **common)
+            return replace(executed, status=SKIPPED, reason="its run was deleted")
         if not run.is_finished:
-            return GateState(asset, check, blocking, IN_PROGRESS, **common)
+            return replace(executed, status=IN_PROGRESS)
         if run.status == dg.DagsterRunStatus.FAILURE:
-            return GateState(
-                asset, check, blocking, EXECUTION_FAILED, reason=_run_failure(instance, run.run_id), **common
-            )
-        return GateState(asset, check, blocking, SKIPPED, reason="its run ended without evaluating it", **common)
+            return replace(executed, status=EXECUTION_FAILED, reason=_run_failure(instance, run.run_id))
+        return replace(executed, status=SKIPPED, reason="its run ended without evaluating it")
     evaluation = record.evaluation
     assert evaluation is not None  # an evaluated record carries its evaluation
     if evaluation.passed:
         status = PASSED
     else:
         status = WARNING if evaluation.severity == dg.AssetCheckSeverity.WARN else FAILED
-    return GateState(
-        asset,
-        check,
-        blocking,
-        status,
+    return replace(
+        executed,
+        status=status,
         severity=evaluation.severity.value,
         reason=evaluation.description,
         numbers=_numbers(evaluation.metadata),
-        **common,
     )
 
 
