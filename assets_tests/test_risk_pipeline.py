@@ -11,13 +11,13 @@ from deltalake import DeltaTable
 from assets_tests.pipeline import Pipeline, check_results, materialized, run_checks
 from healthcare_assets.assets.gold import MEMBER_FEATURES_KEY
 from healthcare_assets.assets.outreach import OUTREACH_KEY
+from healthcare_assets.assets.promotion import MODEL_AUDIT_LOG_KEY, PROMOTION_CHECK
 from healthcare_assets.assets.risk import (
     MEMBER_RISK_MODEL_KEY,
     MEMBER_RISK_PREDICTIONS_KEY,
     MODEL_NAME,
     REGISTERED_RISK_MODEL_KEY,
 )
-from healthcare_assets.assets.promotion import MODEL_AUDIT_LOG_KEY, PROMOTION_CHECK
 from healthcare_assets.domain import risk
 from healthcare_assets.resources.delta import DeltaStorage, TableRef
 from healthcare_assets.resources.mlflow import CHALLENGER, CHAMPION, MlflowResource
