@@ -140,7 +140,7 @@ def test_the_gate_summary_lists_every_gate_worst_first_with_day_and_reason(refus
         True,
         REFUSED_DAY.isoformat(),
     )
-    assert PROBLEM in row["reason"]
+    assert PROBLEM in row["gate_reason"]
     metadata = refused.pipeline.instance.get_latest_materialization_event(GATE_SUMMARY_KEY).asset_materialization
     metadata = metadata.metadata
     assert metadata["failed"].value == (table["gate_status"] == gate_status.FAILED).sum() == 4
@@ -149,4 +149,6 @@ def test_the_gate_summary_lists_every_gate_worst_first_with_day_and_reason(refus
     assert "bronze/medical_claims landing_reconciles" in attention and PROBLEM in attention
     assert "silver/medical_claims primary_key_unique" in attention
     assert embedded_chart(metadata["states_chart"]) == ("Latest result of every gate, by layer", (800, 350))
-    assert "dagster/column_schema" in metadata
+    columns = metadata["dagster/column_schema"].value.columns
+    assert {c.name for c in columns} == set(table.columns)
+    assert all(c.description for c in columns), [c.name for c in columns if not c.description]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pyspark.sql import types as T
 
-from healthcare_assets.catalog import gate_metadata
+from healthcare_assets.catalog import gate_metadata, schema_metadata
 from healthcare_assets.resources.alerts import Alert, AlertsResource
 from healthcare_assets.resources.delta import TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
@@ -169,6 +169,7 @@ def decide_promotion(
                 "promoted": promoted,
                 "reason": reason,
                 "location": storage.uri(MODEL_AUDIT_LOG),
+                **schema_metadata(AUDIT_SCHEMA),
             },
         )
     )

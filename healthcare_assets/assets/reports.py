@@ -36,10 +36,10 @@ GATE_SUMMARY_SCHEMA = T.StructType(
         T.StructField("severity", T.StringType()),
         T.StructField("blocking", T.BooleanType()),
         T.StructField("days", T.StringType()),
-        T.StructField("reason", T.StringType()),
+        T.StructField("gate_reason", T.StringType()),
         T.StructField("numbers", T.StringType()),
         T.StructField("run_id", T.StringType()),
-        T.StructField("evaluated_at", T.TimestampType()),
+        T.StructField("check_evaluated_at", T.TimestampType()),
         T.StructField("summarised_at", T.TimestampType()),
     ]
 )

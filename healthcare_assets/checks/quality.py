@@ -19,6 +19,7 @@ from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_K
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
 from healthcare_assets.catalog import gate_metadata
 from healthcare_assets.domain.sources import SOURCES
+from healthcare_assets.metadata import share
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.transforms import quality
@@ -247,14 +248,19 @@ def quarantine_share_low(context: dg.AssetCheckExecutionContext, lakehouse: Lake
     if not days:
         return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN, description="no day stored yet")
     quarantined = storage.read(QUARANTINE_KEY_REF, days[0], days[-1]).groupBy("source").count().collect()
-    shares = {}
+    shares, shown = {}, {}
     for row in quarantined:
         kept = storage.count(TableRef("bronze", row["source"]), days[0], days[-1])
-        shares[row["source"]] = round(row["count"] / max(row["count"] + kept, 1), 4)
+        shares[row["source"]] = row["count"] / max(row["count"] + kept, 1)
+        shown[row["source"]] = share(row["count"], row["count"] + kept)  # "1.2 % (12 of 1,000)"
+    over = sorted(source for source, value in shares.items() if value > MAX_QUARANTINE_SHARE)
     return dg.AssetCheckResult(
-        passed=all(share <= MAX_QUARANTINE_SHARE for share in shares.values()),
+        passed=not over,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"quarantined_share_by_source": dg.MetadataValue.json(shares)},
+        description=f"over {MAX_QUARANTINE_SHARE:.0%} quarantined: " + "; ".join(f"{s} {shown[s]}" for s in over)
+        if over
+        else None,
+        metadata={"quarantined_share_by_source": dg.MetadataValue.json(shown)},
     )
 
 
