@@ -16,6 +16,8 @@ from healthcare_assets.assets.fraud import SCORE_KEYS
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY, MEMBER_FEATURES_KEY
 from healthcare_assets.assets.governance import FAIRNESS_MONITORING_KEY
 from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_KEY
+from healthcare_assets.assets.promotion import MODEL_AUDIT_LOG_KEY
+from healthcare_assets.assets.reports import GATE_SUMMARY_KEY
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
 from healthcare_assets.catalog import gate_metadata
 from healthcare_assets.domain.sources import SOURCES
@@ -105,6 +107,8 @@ TABLE_RULES = [
     ),
     TableRules(PSI_METRICS_KEY, (PARTITION_COLUMN, "feature")),
     TableRules(FAIRNESS_MONITORING_KEY, (PARTITION_COLUMN, "model_type", "attribute", "protected_group")),
+    TableRules(MODEL_AUDIT_LOG_KEY, ("model_name", "run_id")),  # one decision per model and run
+    TableRules(GATE_SUMMARY_KEY, ("asset", "check_name")),
     *(
         TableRules(
             key,
