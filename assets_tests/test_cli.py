@@ -149,6 +149,8 @@ def test_definitions_validate_fails_clearly_on_bad_configuration(tmp_path):
 def test_make_run_materialises_the_whole_graph_and_reports_it(tmp_path):
     """The README's main command, on a two-day window, into a throw-away lakehouse and instance."""
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "LAKEHOUSE_ROOT": str(tmp_path / "lakehouse")}
+    stray_store = ROOT / "mlflow.db"  # what an MLflow client pointed at no store creates in its working directory
+    existed = stray_store.exists()
     result = subprocess.run(
         ["make", "-C", str(ROOT), "run", "DEMO_START=2026-01-01", "DEMO_END=2026-01-02"],
         env=env,
@@ -161,3 +163,8 @@ def test_make_run_materialises_the_whole_graph_and_reports_it(tmp_path):
         assert table in result.stdout
     assert "Gates:" in result.stdout
     assert DeltaTable(str(tmp_path / "lakehouse" / "gold" / "claim_features")).version() == 0
+    # the named jobs ran (the UI's overview and jobs pages show them), and the report followed
+    for job in ("daily_pipeline", "risk_model_training", "fraud_model_training", "daily_scoring", "governance_reports"):
+        assert f"== {job}" in result.stdout
+    assert (tmp_path / "lakehouse" / "governance" / "gate_summary" / "_delta_log").is_dir()
+    assert existed or not stray_store.exists()

@@ -19,10 +19,11 @@ import pytest
 from deltalake import DeltaTable
 
 from assets_tests.embedded_charts import embedded_chart
-from assets_tests.pipeline import Pipeline
+from assets_tests.pipeline import Pipeline, check_results
 from healthcare_assets import gate_status
 from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
 from healthcare_assets.assets.landing import synthetic_landing_feeds
+from healthcare_assets.assets.promotion import AUDIT_SCHEMA, MODEL_AUDIT_LOG_KEY
 from healthcare_assets.assets.reports import GATE_SUMMARY_KEY
 from healthcare_assets.assets.silver import SILVER_KEYS
 from healthcare_assets.checks.quality import BRONZE_CHECK_SEVERITIES
@@ -152,3 +153,13 @@ def test_the_gate_summary_lists_every_gate_worst_first_with_day_and_reason(refus
     columns = metadata["dagster/column_schema"].value.columns
     assert {c.name for c in columns} == set(table.columns)
     assert all(c.description for c in columns), [c.name for c in columns if not c.description]
+
+
+def test_the_audit_log_exists_empty_before_the_first_promotion_decision(refused):
+    result = refused.pipeline.run(REFUSED_DAY, selection=[MODEL_AUDIT_LOG_KEY])
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert (metadata["decisions"].value, metadata["dagster/row_count"].value) == (0, 0)
+    assert DeltaTable(refused.pipeline.table(*MODEL_AUDIT_LOG_KEY.path)).schema().names == AUDIT_SCHEMA.fieldNames()
+    assert check_results(result)[("governance/model_audit_log", "primary_key_unique")].passed

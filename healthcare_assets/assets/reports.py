@@ -2,7 +2,7 @@
 
 * `governance/model_audit_log`: every promotion decision, appended by the registered-model assets at the moment
   they decide (each decision shows as a materialisation of this asset from the promotion's run). Materialising it
-  re-reads the table and summarises it: decisions, refusals, the latest decision per model.
+  re-reads the table and summarises it: decisions, refusals, the latest decision per model (before the first decision it creates the table empty).
 * `governance/gate_summary`: the latest state of every asset check of the code location (passed, failed,
   warning, execution failed, skipped, never run) with severity, days, numbers and reason, worst first, and a
   chart of the states per layer, so failing gates are found in one place rather than asset by asset.
@@ -70,10 +70,9 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 def model_audit_log(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
     storage = lakehouse.storage()
     if not storage.exists(MODEL_AUDIT_LOG):
-        raise dg.Failure(
-            f"{MODEL_AUDIT_LOG} does not exist yet: it is written by the first promotion decision "
-            "(materialise risk/registered_risk_model or fraud/registered_fraud_model)"
-        )
+        # before the first decision: the log exists, empty, so readers and its gate see a table
+        context.log.info(f"no promotion decided yet: {MODEL_AUDIT_LOG} created empty")
+        storage.append(storage.spark.createDataFrame([], AUDIT_SCHEMA), MODEL_AUDIT_LOG)
     decisions = storage.read(MODEL_AUDIT_LOG).orderBy(F.col("decided_at").desc()).collect()
     latest: dict[str, Row] = {}
     for row in decisions:
