@@ -174,13 +174,16 @@ def decide_promotion(
         )
     )
     gates_passed = f"{len(gates) - len(failed)} of {len(gates)}"
-    if not promoted:
-        asset = context.asset_key.to_user_string()
+    if promoted:
+        context.log.info(f"{model_name} version {version} is now champion ({len(gates)} gates passed)")
+        champion_version, description = version, f"version {version} is champion: {reason}"
+        specific = {"verified_gates": dg.MetadataValue.json([g.gate for g in gates])}
+    else:
         alerts.send(
             Alert(
                 title=f"promotion of {model_name} blocked: {len(failed)} gate(s) failed",
                 severity="error",
-                asset=asset,
+                asset=context.asset_key.to_user_string(),
                 job=context.run.job_name,
                 run_id=context.run_id,
                 link=alerts.run_link(context.run_id),
@@ -193,47 +196,27 @@ def decide_promotion(
         champion = mlflow.version_with_alias(model_name, CHAMPION)
         champion_version = str(champion.version) if champion else "none"
         stays = f"champion stays version {champion_version}" if champion else f"{model_name} has no champion yet"
-        return Decision(
-            metadata={
-                "registered_model": dg.MetadataValue.text(model_name),
-                "promoted": dg.MetadataValue.bool(False),
-                "refused_version": dg.MetadataValue.text(version),
-                "refusal_reason": dg.MetadataValue.text(reason),
-                "champion_version": dg.MetadataValue.text(champion_version),
-                "gates_passed": dg.MetadataValue.text(gates_passed),
-                "gate_results": dg.MetadataValue.json([asdict(g) for g in gates]),
-                "fairness_validated": dg.MetadataValue.bool(fairness_validated),
-                "audit_log": dg.MetadataValue.text(str(MODEL_AUDIT_LOG)),
-            },
-            check_result=dg.AssetCheckResult(
-                check_name=PROMOTION_CHECK,
-                passed=False,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=f"version {version} refused ({stays}): {reason}",
-                metadata={
-                    "refused_version": version,
-                    "champion_version": champion_version,
-                    "failed_gates": len(failed),
-                    "gates_passed": gates_passed,
-                },
-            ),
-        )
-    context.log.info(f"{model_name} version {version} is now champion ({len(gates)} gates passed)")
+        description = f"version {version} refused ({stays}): {reason}"
+        specific = {
+            "refused_version": dg.MetadataValue.text(version),
+            "refusal_reason": dg.MetadataValue.text(reason),
+            "gate_results": dg.MetadataValue.json([asdict(g) for g in gates]),
+        }
     return Decision(
         metadata={
             "registered_model": dg.MetadataValue.text(model_name),
-            "promoted": dg.MetadataValue.bool(True),
-            "champion_version": dg.MetadataValue.text(version),
+            "promoted": dg.MetadataValue.bool(promoted),
+            "champion_version": dg.MetadataValue.text(champion_version),
             "gates_passed": dg.MetadataValue.text(gates_passed),
-            "verified_gates": dg.MetadataValue.json([g.gate for g in gates]),
             "fairness_validated": dg.MetadataValue.bool(fairness_validated),
             "audit_log": dg.MetadataValue.text(str(MODEL_AUDIT_LOG)),
+            **specific,
         },
         check_result=dg.AssetCheckResult(
             check_name=PROMOTION_CHECK,
-            passed=True,
+            passed=promoted,
             severity=dg.AssetCheckSeverity.WARN,
-            description=f"version {version} is champion: {reason}",
-            metadata={"champion_version": version, "failed_gates": 0, "gates_passed": gates_passed},
+            description=description,
+            metadata={"champion_version": champion_version, "failed_gates": len(failed), "gates_passed": gates_passed},
         ),
     )
