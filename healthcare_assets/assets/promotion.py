@@ -177,7 +177,7 @@ def decide_promotion(
     if promoted:
         context.log.info(f"{model_name} version {version} is now champion ({len(gates)} gates passed)")
         champion_version, description = version, f"version {version} is champion: {reason}"
-        specific = {"verified_gates": dg.MetadataValue.json([g.gate for g in gates])}
+        specific: dict[str, dg.MetadataValue] = {"verified_gates": dg.MetadataValue.json([g.gate for g in gates])}
     else:
         alerts.send(
             Alert(
