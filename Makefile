@@ -11,8 +11,6 @@ PYTEST_ARGS ?= -n 2
 # The second pass of `make test`: the engine_fidelity tests again on classic Spark + delta-spark (what
 # Databricks runs). loadfile keeps a module's graph run in one worker (one JVM builds it once).
 CLASSIC_PYTEST_ARGS ?= -n 2 --dist loadfile -m engine_fidelity
-# Progress lines only on the console; every event is still in the run's log in the UI.
-INFO_LOGS := {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 .PHONY: install run test security ui validate lint lock jars clean bench browser screenshot
 
@@ -34,25 +32,10 @@ $(DAGSTER_HOME)/dagster.yaml:
 # The classic engine needs the Delta jars; the embedded default needs nothing else.
 ENGINE_PREREQS := $(if $(filter classic,$(SPARK_ENGINE)),jars,)
 
-# The named jobs `make run` runs, in order: together they materialise every asset of the graph for the demo
-# window (ingestion, training, scoring, then monitoring, as the schedules order them) and show on the UI's
-# overview and jobs pages. The unpartitioned ones run without the window.
-DEMO_JOBS := daily_pipeline risk_model_training fraud_model_training daily_scoring drift_monitoring governance_reports
-UNPARTITIONED_JOBS := risk_model_training governance_reports
-DEMO_RANGE := {"dagster/asset_partition_range_start": "$(DEMO_START)", "dagster/asset_partition_range_end": "$(DEMO_END)"}
-
-# Materialise the whole graph for the demo window (embedded engine unless SPARK_ENGINE says otherwise). Every job
-# runs even after one fails; the report then lists what failed and why, and `make run` exits non-zero.
+# Materialise the whole graph for the demo window through the named jobs, recorded against the UI's code location,
+# then the report (embedded engine unless SPARK_ENGINE says otherwise; healthcare_assets/demo.py).
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(ENGINE_PREREQS)
-	@echo '$(INFO_LOGS)' > $(DAGSTER_HOME)/demo_run_config.json
-	@failed=""; for job in $(DEMO_JOBS); do \
-		echo "== $$job"; \
-		case " $(UNPARTITIONED_JOBS) " in *" $$job "*) tags='{}';; *) tags='$(DEMO_RANGE)';; esac; \
-		$(BIN)/dagster job execute -m healthcare_assets.definitions -j $$job \
-			-c $(DAGSTER_HOME)/demo_run_config.json --tags "$$tags" || failed="$$failed $$job"; \
-	done; \
-	$(BIN)/python -m healthcare_assets.report; \
-	if [ -n "$$failed" ]; then echo "failed job(s):$$failed (see the report above, or the Runs page of make ui)"; exit 1; fi
+	$(BIN)/python -m healthcare_assets.demo --start $(DEMO_START) --end $(DEMO_END)
 
 # Whole suite on Sail (the local default), then the engine_fidelity tests on classic Spark.
 test: $(STAMP) lint typecheck jars browser
