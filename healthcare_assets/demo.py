@@ -19,7 +19,7 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.execution.api import execute_run
 from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-from dagster._utils.yaml_utils import load_yaml_from_path
+from dagster_shared.yaml_utils import load_yaml_from_path
 
 from healthcare_assets import report
 from healthcare_assets.gate_status import RANGE_TAGS
@@ -41,7 +41,9 @@ INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 def workspace_location() -> tuple[str, Path]:
     """The code location name and working directory `make ui` loads the definitions module with."""
-    entries = load_yaml_from_path(str(WORKSPACE))["load_from"]
+    workspace = load_yaml_from_path(str(WORKSPACE))
+    assert isinstance(workspace, dict), f"{WORKSPACE} is not a mapping"
+    entries = workspace["load_from"]
     module = next(e["python_module"] for e in entries if e["python_module"]["module_name"] == MODULE)
     return module["location_name"], (WORKSPACE.parent / module.get("working_directory", ".")).resolve()
 
