@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-from assets_tests.pipeline import SMALL_DATA
 from healthcare_assets.definitions import defs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,24 +85,24 @@ def _dagster(env: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def _seed(tmp: Path, env: dict) -> None:
-    """What the pages then show: DAY through the named daily_pipeline job (the overview and jobs pages have a run,
+def _demo(env: dict, day: str, *jobs: str) -> subprocess.CompletedProcess:
+    """Jobs as `make run` runs them: recorded against the UI's code location."""
+    return subprocess.run(
+        [sys.executable, "-m", "healthcare_assets.demo", "--start", day, "--end", day, "--jobs", *jobs],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def _seed(env: dict) -> None:
+    """What the pages then show: DAY through the daily_pipeline job (the overview and jobs pages have its run,
     asset pages a materialisation, dim_members its input), then REFUSED_DAY landed with a renamed header column and
     refused by bronze ingestion, then the governance reports (gate summary, audit log) of both."""
-    config = tmp / "run_config.json"
-    config.write_text(json.dumps({"ops": {"synthetic_landing_feeds": {"config": SMALL_DATA}}}))
-    daily = _dagster(
-        env,
-        "job",
-        "execute",
-        "-j",
-        "daily_pipeline",
-        "-c",
-        str(config),
-        "--tags",
-        json.dumps({"dagster/partition": DAY}),
-    )
-    assert daily.returncode == 0, daily.stderr[-3000:]
+    daily = _demo(env, DAY, "daily_pipeline")
+    assert daily.returncode == 0, daily.stdout[-3000:] + daily.stderr[-3000:]
     landed = _dagster(env, "asset", "materialize", "--select", "group:landing", "--partition", REFUSED_DAY)
     assert landed.returncode == 0, landed.stderr[-3000:]
     folder = Path(env["LAKEHOUSE_ROOT"]) / "landing" / "medical_claims" / REFUSED_DAY
@@ -112,8 +111,8 @@ def _seed(tmp: Path, env: dict) -> None:
     claims.write_text("\n".join([header.replace("claim_amount", "amount_billed"), *rows]) + "\n")
     refused = _dagster(env, "asset", "materialize", "--select", "group:bronze", "--partition", REFUSED_DAY)
     assert refused.returncode != 0 and "not ingested" in refused.stdout + refused.stderr
-    reports = _dagster(env, "job", "execute", "-j", "governance_reports")
-    assert reports.returncode == 0, reports.stderr[-3000:]
+    reports = _demo(env, REFUSED_DAY, "governance_reports")
+    assert reports.returncode == 0, reports.stdout[-3000:] + reports.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +124,7 @@ def dagster_ui(tmp_path_factory):
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # the instance `make ui` uses
     env = {**os.environ, "DAGSTER_HOME": str(home), "LAKEHOUSE_ROOT": str(tmp / "lakehouse")}
-    _seed(tmp, env)
+    _seed(env)
     port = _free_port()
     log = tmp / "dagster-dev.log"
     with log.open("w") as output:
