@@ -89,9 +89,10 @@ jars: $(JARS)
 .jars/delta-storage-$(DELTA_VERSION).jar:
 	mvn -q dependency:copy -Dartifact=io.delta:delta-storage:$(DELTA_VERSION) -DoutputDirectory=.jars
 
-# Re-resolve requirements.lock after changing a pin in pyproject.toml.
+# Re-resolve requirements.lock after changing a pin in pyproject.toml: the cluster's dependencies plus the
+# `local` engine and the `test` tools, exactly pinned for laptops and CI (a cluster installs the wheel only).
 lock: $(BIN)/uv
-	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra local --extra test --python-version 3.11 -o requirements.lock
 
 # --- CI and deployment (the GitHub Actions workflows call these targets) ---
 ENVIRONMENTS := local dev staging prod

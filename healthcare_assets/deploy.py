@@ -2,6 +2,7 @@
 
     python -m healthcare_assets.deploy upload-wheel dist/healthcare_assets-0.1.0-py3-none-any.whl
     python -m healthcare_assets.deploy check-secrets
+    python -m healthcare_assets.deploy wait-run <run id>   (a Dagster+ run; fails unless it succeeds)
 
 The environment comes from HEALTHCARE_ENV; the workspace from DATABRICKS_HOST /
 DATABRICKS_TOKEN (read by the Databricks SDK). Job clusters install the wheel
@@ -20,11 +21,11 @@ from healthcare_assets.settings import load_settings
 
 
 def upload_wheel(client: WorkspaceClient, wheel: Path, wheel_uri: str) -> str:
+    """Uploads the wheel to its Unity Catalog volume path through the Files API."""
     if not wheel.is_file():
         raise SystemExit(f"{wheel} does not exist: build it first with `make wheel`")
-    target = wheel_uri.removeprefix("dbfs:")
     with wheel.open("rb") as handle:
-        client.dbfs.upload(target, handle, overwrite=True)
+        client.files.upload(wheel_uri, handle, overwrite=True)
     return wheel_uri
 
 

@@ -23,7 +23,11 @@ def build_resources(settings: Settings) -> dict:
         "lakehouse": lakehouse,
         "io_manager": DeltaIOManager(lakehouse=lakehouse),
         "privacy": PrivacyResource(environment=settings.environment),
-        "mlflow": MlflowResource(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri),
+        "mlflow": MlflowResource(
+            tracking_uri=settings.mlflow_tracking_uri,
+            registry_uri=settings.mlflow_registry_uri,
+            model_namespace=settings.model_namespace,
+        ),
         "alerts": build_alerts(settings.alerts),
         # in-process locally and on the cluster; the Databricks step launcher / Pipes client when deployed
         SPARK_STEP_LAUNCHER: step_launcher_resource(settings),
