@@ -3,6 +3,7 @@
 import socket
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 
@@ -15,6 +16,7 @@ from healthcare_assets.resources.databricks import (
     launcher_config,
     pipes_training_task,
 )
+from healthcare_assets.resources.build import build_resources
 from healthcare_assets.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +72,41 @@ def test_the_launcher_config_names_the_credential_variables_and_never_holds_thei
         {"name": "PSEUDONYMISATION_KEY", "key": "pseudonymisation-key", "scope": "healthcare-staging"}
     ]
     assert config["env_variables"]["HEALTHCARE_ENV"] == "staging"
-    assert config["staging_prefix"] == "/dagster_staging/healthcare_assets/staging"
+    # every file of a deployment lives in a Unity Catalog volume, none in the DBFS root
+    assert config["staging_prefix"] == "/Volumes/healthcare_staging/ops/staging/steps"
+    assert config["run_config"]["libraries"] == [
+        {"whl": "/Volumes/healthcare_staging/ops/artifacts/wheels/healthcare_assets-0.1.0-py3-none-any.whl"}
+    ]
+    # the launcher's own defaults would pin databricks-sdk over the runtime's
+    assert config["run_config"]["install_default_libraries"] is False
+
+
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_deployed_files_and_models_use_volumes_and_three_level_names(environment):
+    settings = load_settings({"HEALTHCARE_ENV": environment, **WORKSPACE})
+    catalog = f"healthcare_{environment}"
+    assert settings.landing_root == f"/Volumes/{catalog}/landing/feeds"
+    assert settings.lakehouse_root == f"/Volumes/{catalog}/ops/lakehouse"
+    profile = settings.profile
+    for path in (profile.wheel_uri, profile.staging_prefix, profile.pipes_prefix):
+        assert str(path).startswith(f"/Volumes/{catalog}/ops/"), path
+    mlflow = build_resources(settings)["mlflow"]
+    assert mlflow.registry_uri == "databricks-uc"
+    assert mlflow.registered_name("member_risk_model") == f"{catalog}.ml.member_risk_model"
+    assert mlflow.alias_uri("member_risk_model", "champion") == f"models:/{catalog}.ml.member_risk_model@champion"
+    local = build_resources(settings_for("local"))["mlflow"]
+    assert local.registered_name("member_risk_model") == "member_risk_model"
+
+
+def test_the_step_launcher_refuses_a_staging_folder_outside_a_volume():
+    from healthcare_assets.resources.databricks import VolumeStepLauncher
+
+    with pytest.raises(dg.DagsterInvariantViolationError, match="not a Unity Catalog volume path"):
+        VolumeStepLauncher(
+            run_config={}, permissions={}, databricks_host="https://x", databricks_token="t",  # noqa: S106
+            secrets_to_env_variables=[], staging_prefix="/dagster_staging/dev", wait_for_logs=False,
+            max_completion_wait_time_seconds=60, local_dagster_job_package_path="/tmp",
+        )  # fmt: skip
 
 
 def test_an_existing_cluster_replaces_the_job_cluster():
@@ -79,22 +115,21 @@ def test_an_existing_cluster_replaces_the_job_cluster():
 
 
 def test_pipes_training_task_runs_the_script_on_the_environment_cluster_with_the_wheel():
-    task = pipes_training_task(settings_for("prod"), "dbfs:/FileStore/healthcare_assets/prod/train.py", ["--model"])
+    script = "/Volumes/healthcare_prod/ops/artifacts/scripts/train.py"
+    task = pipes_training_task(settings_for("prod"), script, ["--model"])
     assert task["new_cluster"]["node_type_id"] == "i3.2xlarge"
     assert task["new_cluster"]["spark_env_vars"]["HEALTHCARE_ENV"] == "prod"
     assert {"whl": PROFILES["prod"].wheel_uri} in task["libraries"]
-    assert task["spark_python_task"] == {
-        "python_file": "dbfs:/FileStore/healthcare_assets/prod/train.py",
-        "parameters": ["--model"],
-    }
+    assert task["spark_python_task"] == {"python_file": script, "parameters": ["--model"]}
 
 
-def test_grants_give_scientists_gold_only_and_the_pipeline_writes():
+def test_grants_give_scientists_gold_and_the_models_only_and_the_pipeline_writes():
     statements = governance_statements("healthcare_prod", PROFILES["prod"].principals)
     scientists = [s for s in statements if s.endswith("`healthcare-data-scientists`")]
     assert scientists == [
         "GRANT USE CATALOG ON CATALOG healthcare_prod TO `healthcare-data-scientists`",
         "GRANT USE SCHEMA, SELECT ON SCHEMA healthcare_prod.gold TO `healthcare-data-scientists`",
+        "GRANT USE SCHEMA, EXECUTE ON SCHEMA healthcare_prod.ml TO `healthcare-data-scientists`",
     ]
     assert (
         "GRANT USE SCHEMA, SELECT, MODIFY, CREATE TABLE ON SCHEMA healthcare_prod.silver TO `healthcare-prod-pipeline`"
@@ -103,7 +138,33 @@ def test_grants_give_scientists_gold_only_and_the_pipeline_writes():
     # auditors exist in prod only
     assert any("compliance-auditors" in s for s in statements)
     assert not any("auditors" in s for s in governance_statements("healthcare_dev", PROFILES["dev"].principals))
-    assert set(ROLE_PRIVILEGES["data_scientists"]) == {"gold"}
+    assert set(ROLE_PRIVILEGES["data_scientists"]) == {"gold", "ml"}
+    # registering a model version in Unity Catalog needs CREATE MODEL; files need volume privileges
+    assert "GRANT USE SCHEMA, CREATE MODEL, EXECUTE ON SCHEMA healthcare_prod.ml TO `healthcare-prod-pipeline`" in (
+        statements
+    )
+    assert (
+        "GRANT READ VOLUME, WRITE VOLUME ON VOLUME healthcare_prod.ops.staging TO `healthcare-prod-pipeline`"
+        in statements
+    )
+    assert "GRANT READ VOLUME ON VOLUME healthcare_prod.landing.feeds TO `healthcare-prod-pipeline`" in statements
+
+
+def test_the_grants_create_what_they_grant_on_before_granting_and_document_only_written_tables():
+    statements = governance_statements(
+        "healthcare_dev", PROFILES["dev"].principals, existing_tables={"bronze.medical_claims"}
+    )
+    first_grant = next(i for i, s in enumerate(statements) if s.startswith("GRANT"))
+    created = statements[:first_grant]
+    assert "CREATE SCHEMA IF NOT EXISTS healthcare_dev.ml" in created
+    assert any(s.startswith("CREATE VOLUME IF NOT EXISTS healthcare_dev.ops.staging") for s in created)
+    for statement in statements[first_grant:]:
+        target = statement.split(" ON ")[1].split(" TO ")[0] if " ON " in statement else ""
+        if target.startswith(("SCHEMA ", "VOLUME ")):
+            name = target.split(" ")[1]
+            assert any(name in s for s in created), statement
+    commented = {s.split(" ")[3] for s in statements if s.startswith("COMMENT ON TABLE")}
+    assert commented == {"healthcare_dev.bronze.medical_claims"}
 
 
 def test_every_phi_column_of_the_contracts_is_tagged_and_silver_is_marked_pseudonymised():
