@@ -11,12 +11,12 @@ from healthcare_assets.definitions import build_definitions
 from healthcare_assets.domain.grants import ROLE_PRIVILEGES, governance_statements, table_docs
 from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.environments import PROFILES
+from healthcare_assets.resources.build import build_resources
 from healthcare_assets.resources.databricks import (
     SPARK_STEP_LAUNCHER,
     launcher_config,
     pipes_training_task,
 )
-from healthcare_assets.resources.build import build_resources
 from healthcare_assets.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
