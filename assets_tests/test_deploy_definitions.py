@@ -47,18 +47,31 @@ def test_definitions_load_and_validate_for_every_environment_without_network(env
     assert (environment != "local") == ("databricks" in (launcher.description or "").lower())
 
 
-@pytest.mark.parametrize("environment", ENVIRONMENTS)
-def test_every_spark_asset_and_its_checks_require_the_step_launcher(environment):
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_no_step_that_is_not_launched_requires_the_lakehouse_or_spark_when_deployed(environment):
+    """The orchestrator has no Spark session, no /Volumes and no pseudonymisation key: every step that needs
+    one of them (a cluster-only resource, a Spark-kind table, a table input) must go to Databricks."""
     defs = build_definitions(settings_for(environment))
     graph = defs.resolve_asset_graph()
-    for assets_def in graph.assets_defs:
-        if not assets_def.is_executable:
-            continue
-        spark = any("spark" in spec.kinds for spec in assets_def.specs)
-        checks_spark = any("spark" in graph.get(c.asset_key).kinds for c in assets_def.check_specs)
-        assert (SPARK_STEP_LAUNCHER in assets_def.op.required_resource_keys) == (spark or checks_spark), (
-            assets_def.op.name
+    spark_tables = {key for key in graph.get_all_asset_keys() if "spark" in graph.get(key).kinds}
+    steps = [a for a in graph.assets_defs if a.is_executable]
+    launched_model_steps = set()
+    for step in steps:
+        touches = (
+            {"lakehouse", "privacy"} & set(step.required_resource_keys)
+            or any(spec.key in spark_tables for spec in step.specs)
+            or any(check.asset_key in spark_tables for check in step.check_specs)
+            or any(not i.dagster_type.is_nothing for i in step.op.input_defs)
         )
+        launched = SPARK_STEP_LAUNCHER in step.op.required_resource_keys
+        assert launched or not touches, f"{step.op.name} needs the lakehouse or Spark but runs on the orchestrator"
+        if launched and not any(spec.key in spark_tables for spec in step.specs):
+            launched_model_steps.add(step.op.name)
+    # model training, evaluation and registration read the lakehouse: they are launched too
+    assert {"fraud__fraud_model_catboost", "fraud__fraud_model_evaluation", "risk__member_risk_model"} <= (
+        launched_model_steps
+    )
+    assert {"risk__registered_risk_model", "fraud__registered_fraud_model"} <= launched_model_steps
 
 
 def test_the_launcher_config_names_the_credential_variables_and_never_holds_their_values():

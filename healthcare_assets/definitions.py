@@ -14,7 +14,7 @@ from healthcare_assets.checks import promotion, quality
 from healthcare_assets.checks import risk as risk_checks
 from healthcare_assets.partitions import single_run_backfill
 from healthcare_assets.resources.build import build_resources
-from healthcare_assets.resources.databricks import launch_spark_steps
+from healthcare_assets.resources.databricks import launch_spark_steps, volume_directory_lister
 from healthcare_assets.settings import Settings, load_settings
 
 
@@ -42,7 +42,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=checks,
         jobs=[*jobs.jobs, maintenance_job, *governance.deployment_jobs(settings)],
         schedules=[*jobs.build_schedules(settings.schedule_timezone), maintenance.weekly_schedule(maintenance_job)],
-        sensors=sensors.build_sensors(settings.landing_root),
+        sensors=sensors.build_sensors(settings.landing_root, landing_lister(settings)),
         resources=build_resources(settings),
         executor=executor(settings),
     )
@@ -58,6 +58,11 @@ def with_single_run_backfills(assets: Iterable[catalog.LoadedAsset]) -> list[dg.
             a if a.backfill_policy is not None else a.with_attributes(backfill_policy=single_run_backfill)
         )
     return definitions
+
+
+def landing_lister(settings: Settings) -> sensors.DirectoryLister:
+    """Where the landing sensor looks: the local disk, or the landing volume through the Files API when deployed."""
+    return volume_directory_lister() if settings.launches_steps_on_databricks else sensors.local_directory
 
 
 def executor(settings: Settings) -> dg.ExecutorDefinition:

@@ -125,6 +125,19 @@ def _package_snapshot() -> Iterator[str]:
         yield folder
 
 
+def volume_directory_lister(client: WorkspaceClient | None = None):
+    """Lists a Unity Catalog volume folder through the Files API (the orchestrator has no /Volumes mount)."""
+
+    def list_directory(path: str) -> list[tuple[str, bool]]:
+        workspace = client or WorkspaceClient()  # reads DATABRICKS_HOST / DATABRICKS_TOKEN when the sensor runs
+        try:
+            return [(str(e.name), bool(e.is_directory)) for e in workspace.files.list_directory_contents(path)]
+        except NotFound:
+            return []
+
+    return list_directory
+
+
 def verify_secrets(client: WorkspaceClient, scope: str, keys: Sequence[str], environment: str) -> None:
     """Fails before any cluster starts when a secret the steps need is missing from the scope."""
     try:
@@ -171,7 +184,8 @@ class VolumeStepLauncher(DatabricksPySparkStepLauncher):
                 f"staging_prefix {prefix!r} is not a Unity Catalog volume path (/Volumes/<catalog>/<schema>/<volume>)"
             )
         super().__init__(**config)
-        self.databricks_runner.client = VolumeFilesClient(
+        # the runner exposes its client read-only; the launcher reaches every file through it
+        self.databricks_runner._client = VolumeFilesClient(
             host=config.get("databricks_host"), token=config.get("databricks_token")
         )
 
@@ -210,11 +224,32 @@ def step_launcher_resource(settings: Settings) -> dg.ResourceDefinition:
     return dg.ResourceDefinition.none_resource(description=f"Spark steps run in-process ({where}).")
 
 
-def launch_spark_steps(assets: Sequence[Any], checks: Sequence[Any] = ()) -> tuple[list[Any], list[Any]]:
-    """Makes every Spark asset, and every check of one, require the step launcher key.
+# Resources that exist only where the data is: the lakehouse (Spark + Delta under /Volumes or Unity Catalog)
+# and the pseudonymisation key (exported from the secret scope on the cluster only).
+CLUSTER_RESOURCES = frozenset({"lakehouse", "privacy"})
 
-    An asset is a Spark asset when one of its specs has the kind "spark"; its
-    checks read the same tables, so they run where the tables are. Done here
+
+def needs_the_cluster(definition: Any, spark_keys: set[dg.AssetKey] = frozenset()) -> bool:  # type: ignore[assignment]
+    """Whether a step touches the lakehouse or Spark: a Spark-kind asset (or a check of one), a step requiring
+    a cluster-only resource, or one that loads a table input through the Delta IO manager."""
+    if not isinstance(definition, dg.AssetsDefinition) or not definition.is_executable:
+        return False
+    op = definition.op
+    return (
+        any(SPARK_KIND in spec.kinds or spec.key in spark_keys for spec in definition.specs)
+        or any(spec.asset_key in spark_keys for spec in definition.check_specs)
+        or bool(CLUSTER_RESOURCES & set(definition.required_resource_keys))
+        or any(not input_def.dagster_type.is_nothing for input_def in op.input_defs)
+    )
+
+
+def launch_spark_steps(assets: Sequence[Any], checks: Sequence[Any] = ()) -> tuple[list[Any], list[Any]]:
+    """Makes every step that touches the lakehouse or Spark require the step launcher key.
+
+    That is every Spark asset and every check of one (they read the same
+    tables), and every other step that needs the lakehouse or the
+    pseudonymisation key: model training, evaluation and promotion read Delta
+    tables and write the audit log, so they run on the cluster too. Done here
     once so no asset names the launcher (Dagster also rejects
     `required_resource_keys` next to typed resource parameters). Specs of
     external assets and other definitions are returned unchanged.
@@ -226,17 +261,9 @@ def launch_spark_steps(assets: Sequence[Any], checks: Sequence[Any] = ()) -> tup
         for spec in asset.specs
         if SPARK_KIND in spec.kinds
     }
-
-    def runs_spark(definition: Any) -> bool:
-        if not isinstance(definition, dg.AssetsDefinition) or not definition.is_executable:
-            return False
-        return any(spec.key in spark_keys for spec in definition.specs) or any(
-            spec.asset_key in spark_keys for spec in definition.check_specs
-        )
-
     return (
-        [_with_launcher(a) if runs_spark(a) else a for a in assets],
-        [_with_launcher(c) if runs_spark(c) else c for c in checks],
+        [_with_launcher(a) if needs_the_cluster(a, spark_keys) else a for a in assets],
+        [_with_launcher(c) if needs_the_cluster(c, spark_keys) else c for c in checks],
     )
 
 
