@@ -5,7 +5,7 @@ from collections.abc import Iterable
 import dagster as dg
 
 from healthcare_assets import catalog
-from healthcare_assets.assets import bronze, fraud, gold, landing, monitoring, outreach, risk, silver
+from healthcare_assets.assets import bronze, fraud, gold, landing, monitoring, outreach, risk, serving, silver
 from healthcare_assets.assets import governance as governance_assets
 from healthcare_assets.automation import governance, jobs, maintenance, sensors
 from healthcare_assets.checks import fraud as fraud_checks
@@ -22,7 +22,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
     table_assets = with_single_run_backfills(
-        dg.load_assets_from_modules([bronze, silver, gold, fraud, risk, outreach, monitoring, governance_assets])
+        dg.load_assets_from_modules(
+            [bronze, silver, gold, fraud, risk, outreach, monitoring, governance_assets, serving]
+        )
     )
     # every Spark asset and its checks go through the step launcher (in-process locally, Databricks deployed)
     assets, checks = launch_spark_steps(
