@@ -222,9 +222,9 @@ class DatabricksEmulator:
 
             def _raw(self, status: int, payload: bytes = b"", headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
-                for name, value in (headers or {}).items():
+                headers = {"Content-Length": str(len(payload)), **(headers or {})}
+                for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)
@@ -315,7 +315,7 @@ class DatabricksEmulator:
                 return 204, b"", {}
             content = local.read_bytes()
             headers = {"Content-Type": "application/octet-stream", "last-modified": "Thu, 03 Dec 2026 00:00:00 GMT"}
-            return 200, content if method == "GET" else b"", {**headers, "content-length": str(len(content))}
+            return 200, content if method == "GET" else b"", {**headers, "Content-Length": str(len(content))}
         if kind == "directories":
             if method == "PUT":
                 local.mkdir(parents=True, exist_ok=True)
