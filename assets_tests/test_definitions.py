@@ -16,7 +16,7 @@ from healthcare_assets.definitions import build_definitions, defs
 from healthcare_assets.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = {"landing", "bronze", "silver", "gold", "fraud", "risk", "monitoring", "governance"}
+LAYERS = {"landing", "bronze", "silver", "gold", "fraud", "risk", "monitoring", "governance", "serving"}
 
 
 def _asset_specs():

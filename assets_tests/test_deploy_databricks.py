@@ -278,7 +278,11 @@ def test_a_request_body_the_sdk_would_not_write_is_rejected(workspace):
     client = WorkspaceClient(host=workspace.url, token=TOKEN)
     task = {"task_key": "t", "existing_cluster_id": "c", "spark_python_task": {"python_file": "/x.py"}}
     with pytest.raises(InvalidParameterValue, match="does not match SubmitTask"):
-        client.api_client.do("POST", "/api/2.1/jobs/runs/submit", body={"tasks": [{**task, "libaries": [{"whl": "/Volumes/c/s/v/x.whl"}]}]})
+        client.api_client.do(
+            "POST",
+            "/api/2.1/jobs/runs/submit",
+            body={"tasks": [{**task, "libaries": [{"whl": "/Volumes/c/s/v/x.whl"}]}]},
+        )
 
 
 def test_the_champion_is_served_through_the_model_serving_api_with_champion_and_challenger_routes(workspace):

@@ -97,6 +97,7 @@ def _probe_check_spec(asset_key: dg.AssetKey, what: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         PROBE_CHECK,
         asset=asset_key,
+        blocking=True,
         description=f"The endpoint scores the latest day's {what} exactly as batch scoring does.",
     )
 
@@ -129,9 +130,11 @@ def fraud_detector_endpoint(
     latest = claims.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
     day = claims.where(F.col(PARTITION_COLUMN) == F.lit(latest)).orderBy("claim_id").limit(PROBE_RECORDS)
     sample = _feature_frame(day, [*scoring.KEY_COLUMNS, PARTITION_COLUMN], autoencoder.features).localCheckpoint()
-    batch = scoring.fraud_scores(sample, autoencoder, model.champion_version).orderBy("claim_id").toPandas()
-    features = sample.orderBy("claim_id").toPandas()[autoencoder.features]
-    served = pd.DataFrame(serving.query(endpoint, _records(features)))
+    batch: pd.DataFrame = (
+        scoring.fraud_scores(sample, autoencoder, model.champion_version).orderBy("claim_id").toPandas()
+    )
+    probed: pd.DataFrame = sample.orderBy("claim_id").toPandas()
+    served = pd.DataFrame(serving.query(endpoint, _records(probed[autoencoder.features])))
     yield probe_result(endpoint, batch["fraud_score"].to_numpy(float), served["fraud_score"].to_numpy(float), model)
 
 
@@ -165,7 +168,8 @@ def member_risk_endpoint(
         members.where(F.col("as_of_date") == F.lit(latest)).orderBy("member_key").limit(PROBE_RECORDS).localCheckpoint()
     )
     models = mlflow_api.pyfunc.load_model(model.champion_uri).unwrap_python_model().models
-    batch = risk_transforms.score_members(current, models, [latest]).orderBy("member_key").toPandas()
-    inputs = risk_transforms.model_inputs(current).orderBy("member_key").toPandas().drop(columns=["member_key"])
+    batch: pd.DataFrame = risk_transforms.score_members(current, models, [latest]).orderBy("member_key").toPandas()
+    inputs: pd.DataFrame = risk_transforms.model_inputs(current).orderBy("member_key").toPandas()
+    inputs = inputs.drop(columns=["member_key"])
     served = pd.DataFrame(serving.query(endpoint, _records(inputs)))
     yield probe_result(endpoint, batch["risk_score"].to_numpy(float), served["risk_score"].to_numpy(float), model)
