@@ -1,7 +1,7 @@
 """`make run`: the whole graph for the demo window through the named jobs, then the report.
 
 `python -m healthcare_assets.demo --start 2026-01-01 --end 2026-01-14` runs DEMO_JOBS in order (ingestion, model
-training, scoring, drift monitoring, governance reports, as the schedules order them), the daily ones over the
+training, serving the champions, scoring, drift monitoring, governance reports, as the schedules order them), the daily ones over the
 window as one run each. Each run is recorded as the UI records a run it launches: against the code location of
 workspace.yaml, so the overview timeline, the jobs pages and the runs page show it (a run started by
 `dagster job execute` carries no code location and is left off the timeline). Every job runs even after one fails;
@@ -28,6 +28,7 @@ DEMO_JOBS = (
     "daily_pipeline",
     "risk_model_training",
     "fraud_model_training",
+    "model_serving",
     "daily_scoring",
     "drift_monitoring",
     "governance_reports",

@@ -103,6 +103,14 @@ fairness_monitoring_job = dg.define_asset_job(
 )
 
 
+# Puts the current champions behind their serving endpoints and probes them against batch scores.
+model_serving_job = dg.define_asset_job(
+    name="model_serving",
+    selection=dg.AssetSelection.groups("serving"),
+    description="Deploys each champion to its serving endpoint (a local MLflow scoring server on a laptop) and "
+    "checks the endpoint scores the latest day exactly as batch scoring does.",
+)
+
 governance_reports_job = dg.define_asset_job(
     name="governance_reports",
     selection=GOVERNANCE_REPORTS,
@@ -242,6 +250,7 @@ jobs = [
     monitoring_job,
     model_retraining_job,
     fairness_monitoring_job,
+    model_serving_job,
     governance_reports_job,
 ]
 schedules = build_schedules()
