@@ -129,7 +129,7 @@ DERIVED_COLUMNS = {
     # governance.model_audit_log
     "model_name": "Registered model name in the MLflow registry",
     "model_version": "Model version (registry version, or the MLflow run id of a scored model)",
-    "deployed_by": "Who launched the promotion: the run's user tag, else dagster:<job>",
+    "deployed_by": "Who launched the promotion: the run's user tag, else dagster: followed by the job name",
     "fairness_validated": "True when the model's fairness gate passed",
     "psi_score": "Largest gated PSI of the latest drift monitoring (null before any)",
     "gate_results": "JSON list of every gate: name, passed, detail",
