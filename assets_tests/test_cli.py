@@ -156,7 +156,7 @@ def test_make_run_materialises_the_whole_graph_and_reports_it(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,  # every job of the graph, training and serving included
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for table in ("bronze.quarantine", "silver.dim_members", "gold.claim_features", "gold.member_features"):
