@@ -90,7 +90,11 @@ def _nothing_to_serve(context: dg.AssetExecutionContext, name: str):
     context.log.warning(reason)
     yield dg.MaterializeResult(metadata={"deployed": False, "reason": reason})
     yield dg.AssetCheckResult(
-        check_name=PROBE_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": reason}
+        check_name=PROBE_CHECK,
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=reason,  # what the check page, the report and the gate summary show
+        metadata={"reason": reason},
     )
 
 
