@@ -2,7 +2,10 @@
 
 Opens the asset graph and finds every group and asset, reads an asset page's latest
 materialisation (metadata, column docs, an embedded chart), launches a
-materialisation from the UI and waits for the run to succeed. Screenshots go to
+materialisation from the UI and waits for the run to succeed. Then reads what a user
+needs after a failure: the named job's run on the overview and jobs pages, the day and
+reason on the bronze checks of a refused day, the gate summary's failing gates and the
+audit log's documented columns. Screenshots go to
 assets_tests/artifacts/; with UPDATE_DOCS_SCREENSHOT=1 the asset graph also
 replaces docs/asset-graph.png.
 
@@ -23,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-from assets_tests.pipeline import SMALL_DATA
 from healthcare_assets.definitions import defs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +34,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 BIN = Path(sys.executable).parent
 GROUPS = sorted({spec.group_name for spec in defs.resolve_all_asset_specs()})
 DAY = "2026-01-01"
+REFUSED_DAY = "2026-01-02"  # its medical claims file arrives with claim_amount renamed
 # generous: `dagster dev` starts a code server, the daemon and the webserver, on a busy CI machine too
 SERVER_START_SECONDS = 300
 RUN_SECONDS = 300
@@ -71,6 +74,47 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=30)
 
 
+def _dagster(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "dagster"), *args, "-m", "healthcare_assets.definitions"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def _demo(env: dict, day: str, *jobs: str) -> subprocess.CompletedProcess:
+    """Jobs as `make run` runs them: recorded against the UI's code location."""
+    return subprocess.run(
+        [sys.executable, "-m", "healthcare_assets.demo", "--start", day, "--end", day, "--jobs", *jobs],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def _seed(env: dict) -> None:
+    """What the pages then show: DAY through the daily_pipeline job (the overview and jobs pages have its run,
+    asset pages a materialisation, dim_members its input), then REFUSED_DAY landed with a renamed header column and
+    refused by bronze ingestion, then the governance reports (gate summary, audit log) of both."""
+    daily = _demo(env, DAY, "daily_pipeline")
+    assert daily.returncode == 0, daily.stdout[-3000:] + daily.stderr[-3000:]
+    landed = _dagster(env, "asset", "materialize", "--select", "group:landing", "--partition", REFUSED_DAY)
+    assert landed.returncode == 0, landed.stderr[-3000:]
+    folder = Path(env["LAKEHOUSE_ROOT"]) / "landing" / "medical_claims" / REFUSED_DAY
+    claims = sorted(folder.iterdir())[0]
+    header, *rows = claims.read_text().splitlines()
+    claims.write_text("\n".join([header.replace("claim_amount", "amount_billed"), *rows]) + "\n")
+    refused = _dagster(env, "asset", "materialize", "--select", "group:bronze", "--partition", REFUSED_DAY)
+    assert refused.returncode != 0 and "not ingested" in refused.stdout + refused.stderr
+    reports = _demo(env, REFUSED_DAY, "governance_reports")
+    assert reports.returncode == 0, reports.stdout[-3000:] + reports.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def dagster_ui(tmp_path_factory):
     if not CHROMIUM.exists():
@@ -80,18 +124,7 @@ def dagster_ui(tmp_path_factory):
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # the instance `make ui` uses
     env = {**os.environ, "DAGSTER_HOME": str(home), "LAKEHOUSE_ROOT": str(tmp / "lakehouse")}
-    # one day stored first, so asset pages have a materialisation to show and dim_members has its input
-    seeded = subprocess.run(
-        [str(BIN / "dagster"), "asset", "materialize", "-m", "healthcare_assets.definitions"]
-        + ["--select", "group:landing,group:bronze,key:silver/member_eligibility", "--partition", DAY]
-        + ["--config-json", json.dumps({"ops": {"synthetic_landing_feeds": {"config": SMALL_DATA}}})],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert seeded.returncode == 0, seeded.stderr[-3000:]
+    _seed(env)
     port = _free_port()
     log = tmp / "dagster-dev.log"
     with log.open("w") as output:
@@ -205,3 +238,40 @@ def test_ui_shows_the_graph_and_metadata_and_runs_a_materialisation(dagster_ui, 
     _screenshot(page, "run-succeeded")
     page.goto(f"{dagster_ui}/assets/silver/dim_members")
     expect(page.get_by_text("current_members", exact=True).first).to_be_visible()
+
+
+def test_ui_says_what_ran_what_failed_and_why(dagster_ui, browser):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=STEP_MS)
+    page = _page(browser)
+    # the named job's run shows on the overview timeline and the jobs page
+    page.goto(f"{dagster_ui}/overview/activity/timeline")
+    expect(page.get_by_text("daily_pipeline").first).to_be_visible()
+    page.goto(f"{dagster_ui}/jobs")
+    expect(page.get_by_text("daily_pipeline").first).to_be_visible()
+    expect(page.get_by_text("governance_reports").first).to_be_visible()
+    _screenshot(page, "jobs")
+
+    # a refused day: the bronze checks say which day and why
+    page.goto(f"{dagster_ui}/assets/bronze/medical_claims?view=checks")
+    expect(page.get_by_text("landing_reconciles").first).to_be_visible()
+    expect(page.get_by_text(f"{REFUSED_DAY} not ingested").first).to_be_visible()
+    expect(page.get_by_text("the header lacks contract column(s) claim_amount").first).to_be_visible()
+    _screenshot(page, "refused-day-checks")
+
+    # the gate summary lists the failing gates with day and reason, and charts every gate's state
+    page.goto(f"{dagster_ui}/assets/governance/gate_summary")
+    expect(page.get_by_text("needs_attention", exact=True).first).to_be_visible()
+    page.get_by_text("needs_attention", exact=True).scroll_into_view_if_needed()
+    page.locator("tr", has_text="needs_attention").get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("bronze/medical_claims landing_reconciles").first).to_be_visible()
+    expect(dialog.get_by_text(f"{REFUSED_DAY} not ingested").first).to_be_visible()
+    _screenshot(page, "gate-summary")
+    page.get_by_role("button", name="Close").click()
+
+    # the audit log is an asset with documented columns
+    page.goto(f"{dagster_ui}/assets/governance/model_audit_log")
+    expect(page.get_by_text("Who launched the promotion").first).to_be_visible()
+    expect(page.get_by_text("True when the version became champion").first).to_be_visible()

@@ -74,7 +74,8 @@ def test_every_column_of_every_table_is_described(pipeline):
     }
     delta_tables = {spec.key for spec in defs.resolve_all_asset_specs() if "delta" in spec.kinds}
     assert set(tables) == delta_tables & set(pipeline.metadata)  # every materialised table reports its schema
-    assert {key.path[0] for key in tables} == {"bronze", "silver", "gold", "monitoring"}
+    # governance: the audit log, written by the risk model's promotion
+    assert {key.path[0] for key in tables} == {"bronze", "silver", "gold", "monitoring", "governance"}
     undescribed = {key.to_user_string(): [c.name for c in s.columns if not c.description] for key, s in tables.items()}
     assert {key: names for key, names in undescribed.items() if names} == {}
 
@@ -116,6 +117,8 @@ def test_quarantine_and_fraud_label_charts_are_embedded_pngs(pipeline):
 def test_psi_metrics_chart_their_largest_psi_per_feature(pipeline):
     metadata = pipeline.metadata[PSI_METRICS_KEY]
     assert embedded_chart(metadata["psi_chart"]) == ("Largest PSI per feature over the run's days", (800, 350))
+    # the trailing-history features are not gated while their history fills: the chart sets them apart
+    assert "num_previous_claims" in metadata["features_not_gated"].value
     assert (metadata["psi_warn"].value, metadata["psi_error"].value) == (drift.PSI_WARN, drift.PSI_ERROR)
 
 

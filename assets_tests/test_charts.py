@@ -101,3 +101,18 @@ def test_score_histogram_counts_bins_tail_non_finite_and_flags_in_spark(spark):
     assert (histogram.flagged_p95, histogram.flagged_p99) == (5, 3)
     with pytest.raises(ValueError, match="upper > 0"):
         score_histogram(spark.createDataFrame(frame), upper=0.0, bins=4)
+
+
+def test_bars_set_apart_are_grey_hatched_starred_and_explained_once_in_the_legend():
+    psi = {"claim_amount": 0.05, "num_previous_claims": 1.0, "days_since_last_claim": 0.9}
+    apart = {"num_previous_claims", "days_since_last_claim"}
+    figure = charts.bars_figure(psi, "PSI", "PSI", limits={"ERROR 0.2": 0.2}, set_apart=("not gated", apart))
+    (bars,) = [c for c in figure.axes[0].containers if isinstance(c, BarContainer)]
+    hatched = [patch.get_hatch() == "//" for patch in bars]
+    assert hatched == [False, True, True]
+    assert [label.get_text() for label in figure.axes[0].get_xticklabels()] == [
+        "claim_amount",
+        "num_previous_claims *",
+        "days_since_last_claim *",
+    ]
+    assert _legend(figure) == ["* not gated", "ERROR 0.2"]

@@ -13,6 +13,7 @@ except ModuleNotFoundError:  # pragma: no cover
     import tomli as tomllib
 
 from healthcare_assets.definitions import build_definitions, defs
+from healthcare_assets.demo import DEMO_JOBS, MODULE, job_origin, workspace_location
 from healthcare_assets.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,3 +103,20 @@ def test_lock_file_pins_every_direct_dependency_identically():
     # every range a cluster resolves against its runtime holds the locally tested version too
     for requirement in _requirements():
         assert requirement.specifier.contains(lock[requirement.name.lower()]), requirement
+
+
+def test_make_run_runs_named_jobs_that_together_materialise_every_asset():
+    """`make run` runs named jobs (so the UI's overview and jobs pages show them), covering the whole graph."""
+    assert "healthcare_assets.demo" in (ROOT / "Makefile").read_text()
+    covered: set[dg.AssetKey] = set()
+    for name in DEMO_JOBS:
+        covered |= defs.resolve_job_def(name).asset_layer.selected_asset_keys
+    assert covered == set(defs.resolve_asset_graph().materializable_asset_keys)
+
+
+def test_make_run_records_its_runs_against_the_code_location_the_ui_loads():
+    location, working_directory = workspace_location()
+    assert location == "healthcare_assets" and working_directory == ROOT
+    origin = job_origin("daily_pipeline", location, working_directory)
+    assert (origin.location_name, origin.repository_origin.repository_name) == (location, "__repository__")
+    assert origin.repository_origin.code_location_origin.loadable_target_origin.module_name == MODULE

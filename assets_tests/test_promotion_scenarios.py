@@ -32,6 +32,7 @@ from healthcare_assets.assets.governance import (
 )
 from healthcare_assets.assets.landing import FRAUD_LABELS_KEY
 from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY
+from healthcare_assets.assets.promotion import PROMOTION_CHECK
 from healthcare_assets.assets.risk import (
     FAIRNESS_CHECK_KEY,
     MEMBER_RISK_MODEL_KEY,
@@ -211,6 +212,7 @@ def test_a_clean_data_passes_every_fraud_gate_and_the_better_autoencoder_becomes
     event = fraud.pipeline.instance.fetch_materializations(REGISTERED_FRAUD_MODEL_KEY, limit=2).records[-1]
     assert event.run_id == fraud.result.run_id
     assert event.asset_materialization.metadata["champion_version"].value == row["model_version"]
+    assert evaluations[("fraud/registered_fraud_model", PROMOTION_CHECK)].passed
 
 
 def test_b_the_bias_knob_fails_the_di_gate_and_the_champion_stays(fraud):
@@ -256,6 +258,11 @@ def test_b_the_bias_knob_fails_the_di_gate_and_the_champion_stays(fraud):
     assert event.run_id == fraud.biased.run_id
     assert event.asset_materialization.metadata["promoted"].value is False
     assert event.asset_materialization.metadata["champion_version"].value == champion_before
+    # the refusal is visible on the registered model: its promotion check fails as a warning, with the reason
+    refusal = check_results(fraud.biased)[("fraud/registered_fraud_model", PROMOTION_CHECK)]
+    assert not refusal.passed and refusal.severity == dg.AssetCheckSeverity.WARN
+    assert f"champion stays version {champion_before}" in refusal.description
+    assert "disparate_impact_within_band failed" in refusal.description
 
 
 def test_fail_on_bias_leaves_bias_in_one_attribute_to_the_di_gate(fraud):

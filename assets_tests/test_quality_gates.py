@@ -1,5 +1,6 @@
 """Each data-quality gate passes on good data and fails, with the right severity and numbers, on bad data."""
 
+import re
 from datetime import date
 
 import pytest
@@ -83,5 +84,11 @@ def test_a_feed_with_many_bad_lines_warns_on_quarantine_share(tmp_path):
     result = pipeline.run(D1)
     evaluation = check_results(result)[("bronze/quarantine", "quarantine_share_low")]
     assert not evaluation.passed and evaluation.severity.value == "WARN"
+    # a rate for people: percent with its numerator and denominator
     shares = evaluation.metadata["quarantined_share_by_source"].value
-    assert 0.1 < shares["medical_claims"] < 0.3
+    percent, quarantined, total = re.fullmatch(
+        r"([0-9.]+) % \(([0-9,]+) of ([0-9,]+)\)", shares["medical_claims"]
+    ).groups()
+    assert 10 < float(percent) < 30
+    assert float(percent) == round(100 * int(quarantined.replace(",", "")) / int(total.replace(",", "")), 1)
+    assert f"medical_claims {shares['medical_claims']}" in evaluation.description

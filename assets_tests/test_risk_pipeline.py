@@ -11,6 +11,7 @@ from deltalake import DeltaTable
 from assets_tests.pipeline import Pipeline, check_results, materialized, run_checks
 from healthcare_assets.assets.gold import MEMBER_FEATURES_KEY
 from healthcare_assets.assets.outreach import OUTREACH_KEY
+from healthcare_assets.assets.promotion import MODEL_AUDIT_LOG_KEY, PROMOTION_CHECK
 from healthcare_assets.assets.risk import (
     MEMBER_RISK_MODEL_KEY,
     MEMBER_RISK_PREDICTIONS_KEY,
@@ -76,6 +77,8 @@ def test_training_passes_the_gates_promotes_and_scores_every_member_daily(pipeli
         result
     )
     assert checks[("risk/registered_risk_model", "champion_is_the_promoted_version")].passed
+    promoted = checks[("risk/registered_risk_model", PROMOTION_CHECK)]
+    assert promoted.passed and promoted.description.startswith("version ")
     assert checks[("gold/immunization_master_outreach_list", "primary_key_unique")].passed
     assert checks[("gold/member_risk_predictions", "values_valid")].passed
     assert "gold/immunization_master_outreach_list" in materialized(result)
@@ -143,6 +146,16 @@ def test_a_degraded_model_fails_its_gate_and_is_not_promoted(pipeline):
     assert retry.success  # a refusal is recorded, not a pipeline failure
     refusal = next(e for e in retry.get_asset_materialization_events() if e.asset_key == REGISTERED_RISK_MODEL_KEY)
     assert "risk_score_r2_gate failed" in refusal.materialization.metadata["refusal_reason"].value
+    # the refusal shows as a failed warning check on the registered model (the graph, the run and the asset page)
+    retry_checks = check_results(retry)
+    refused_check = retry_checks[("risk/registered_risk_model", PROMOTION_CHECK)]
+    assert not refused_check.passed and refused_check.severity == dg.AssetCheckSeverity.WARN
+    assert f"champion stays version {champion_before}" in refused_check.description
+    assert "risk_score_r2_gate failed" in refused_check.description
+    assert retry_checks[("risk/registered_risk_model", "champion_is_the_promoted_version")].passed
+    # the decision is a materialisation of the audit log asset, from the promotion's run
+    logged = next(e for e in retry.get_asset_materialization_events() if e.asset_key == MODEL_AUDIT_LOG_KEY)
+    assert logged.materialization.metadata["promoted"].value is False
     assert registry.version_with_alias(MODEL_NAME, CHAMPION).version == champion_before
     # every decision is in the audit log: the first promotion, then the refusal with the failed gate
     audit = _read(pipeline, "governance", "model_audit_log").sort_values("decided_at")
@@ -154,6 +167,41 @@ def test_a_degraded_model_fails_its_gate_and_is_not_promoted(pipeline):
     gates = {g["gate"]: g["passed"] for g in json.loads(refused["gate_results"])}
     assert gates["risk/member_risk_model:risk_score_r2_gate"] is False
     assert "risk/member_risk_model:high_risk_accuracy_parity" in gates
+
+
+def test_a_first_refusal_leaves_no_champion_and_the_champion_check_says_so(tmp_path):
+    """With no champion at all the champion check does not pass on "none" = "none": it warns with the reason."""
+    fresh = Pipeline(tmp_path / "lakehouse")
+    graph = fresh.defs.resolve_asset_graph()
+    upstream = dg.AssetSelection.assets(MEMBER_FEATURES_KEY).upstream().required_multi_asset_neighbors().resolve(graph)
+    degraded = {"risk__member_risk_model": {"config": {"n_estimators": 1}}}
+    assert fresh.run(D1, selection=list(upstream)).success
+    assert not fresh.run(D1, selection=[MEMBER_RISK_MODEL_KEY], op_config=degraded).success  # its R^2 gate fails
+    refused = fresh.run(D1, selection=[REGISTERED_RISK_MODEL_KEY])
+    assert refused.success
+    checks = check_results(refused)
+    champion = checks[("risk/registered_risk_model", "champion_is_the_promoted_version")]
+    assert not champion.passed and champion.severity == dg.AssetCheckSeverity.WARN
+    assert champion.metadata["champion_version"].value == "none"
+    assert (
+        f"{MODEL_NAME} has no champion" in champion.description and "risk_score_r2_gate failed" in champion.description
+    )
+    promoted = checks[("risk/registered_risk_model", PROMOTION_CHECK)]
+    assert not promoted.passed and f"{MODEL_NAME} has no champion yet" in promoted.description
+    assert _registry(fresh).version_with_alias(MODEL_NAME, CHAMPION) is None
+
+
+def test_the_audit_log_is_an_asset_that_summarises_every_decision(pipeline):
+    result = pipeline.run(D3, selection=[MODEL_AUDIT_LOG_KEY])
+    assert result.success
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == MODEL_AUDIT_LOG_KEY]
+    metadata = event.materialization.metadata
+    audit = _read(pipeline, "governance", "model_audit_log")
+    assert metadata["dagster/row_count"].value == metadata["decisions"].value == len(audit)
+    assert metadata["refusals"].value == int((~audit["promoted"]).sum())
+    assert MODEL_NAME in metadata["latest_decisions"].value
+    columns = {c.name for c in metadata["dagster/column_schema"].value.columns}
+    assert columns == set(audit.columns)
 
 
 def test_monitoring_fails_on_low_volume_and_mae_drift(pipeline, spark):

@@ -6,6 +6,7 @@ Every asset module adopts these with one call each:
   descriptions (from `domain/columns.py`); the IO manager uses it for every table.
 * `column_lineage(columns, passthrough={upstream_key: upstream_columns}, derived={column: [(key, column)]})`
   -> `{"dagster/column_lineage": ...}` for a materialisation's metadata.
+* `schema_metadata(struct)` -> definition metadata with the columns of a table whose Spark schema is fixed.
 * `gate_metadata(blocking)` -> check metadata that marks blocking checks as gates.
 * `with_code_references(assets)` -> the assets with links to the file and line that define them.
 """
@@ -20,6 +21,7 @@ from healthcare_assets.domain.columns import column_description
 
 if TYPE_CHECKING:
     from dagster._core.definitions.assets.definition.cacheable_assets_definition import CacheableAssetsDefinition
+    from pyspark.sql.types import StructType
 
 ColumnSource = tuple[dg.AssetKey, str]
 # What Dagster's module loaders and code-reference helpers take and return (the cacheable kind is not exported).
@@ -31,6 +33,12 @@ def table_schema(columns: Iterable[tuple[str, str]]) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[dg.TableColumn(name=name, type=dtype, description=column_description(name)) for name, dtype in columns]
     )
+
+
+def schema_metadata(struct: "StructType") -> dict[str, dg.TableSchema]:
+    """Definition metadata with a table's columns (a Spark schema), so the catalog shows them before the first
+    materialisation."""
+    return {"dagster/column_schema": table_schema((f.name, f.dataType.simpleString()) for f in struct.fields)}
 
 
 def column_lineage(

@@ -14,7 +14,7 @@ figure, titled by its plot; `new_figure` starts any other plot.
 
 import base64
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import dagster as dg
 from matplotlib.axes import Axes
@@ -65,10 +65,12 @@ def bars_figure(
     band: tuple[str, float, float] | None = None,
     cap: float | None = None,
     size: tuple[float, float] = (6.0, 3.0),
+    set_apart: tuple[str, Collection[str]] | None = None,
 ) -> Figure:
     """Bars of label -> value, or grouped bars of group -> {series -> value}; optional threshold lines
     (`limits`, label -> y), a shaded `band` (label, low, high) and a `cap` above which bars are cut off
-    (so one extreme value does not flatten the lines everyone compares against)."""
+    (so one extreme value does not flatten the lines everyone compares against). `set_apart` (legend text,
+    labels) draws those labels' bars grey and hatched, marked "*", e.g. values a gate does not judge."""
     figure, axes = new_figure(*size)
     groups = list(values)
 
@@ -86,8 +88,17 @@ def bars_figure(
         ticks = [position + width * (len(series) - 1) / 2 for position in range(len(groups))]
         legend = legend or bool(series)
     else:
-        axes.bar(groups, [shown(values[group]) for group in groups])  # type: ignore[arg-type]
+        bars = axes.bar(groups, [shown(values[group]) for group in groups])  # type: ignore[arg-type]
         ticks = list(range(len(groups)))
+        if set_apart is not None:
+            note, apart = set_apart
+            label = f"* {note}"
+            for bar, group in zip(bars, groups, strict=True):
+                if group in apart:
+                    bar.set(color="lightgrey", hatch="//", edgecolor="grey", label=label)
+                    label = "_nolegend_"  # one legend entry for them all
+            legend = legend or any(group in apart for group in groups)
+            groups = [f"{group} *" if group in apart else group for group in groups]
     if band is not None:
         label, low, high = band
         axes.axhspan(low, high, color="green", alpha=0.15, zorder=0, label=label)  # behind the bars

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 import dagster as dg
 
 from healthcare_assets import catalog
-from healthcare_assets.assets import bronze, fraud, gold, landing, monitoring, outreach, risk, serving, silver
+from healthcare_assets.assets import bronze, fraud, gold, landing, monitoring, outreach, reports, risk, serving, silver
 from healthcare_assets.assets import governance as governance_assets
 from healthcare_assets.automation import governance, jobs, maintenance, sensors
 from healthcare_assets.checks import fraud as fraud_checks
@@ -21,22 +21,22 @@ from healthcare_assets.settings import Settings, load_settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
-    table_assets = with_single_run_backfills(
-        dg.load_assets_from_modules(
-            [bronze, silver, gold, fraud, risk, outreach, monitoring, governance_assets, serving]
-        )
-    )
+    modules = [bronze, silver, gold, fraud, risk, outreach, monitoring, governance_assets, serving, reports]
+    table_assets = with_single_run_backfills(dg.load_assets_from_modules(modules))
+    separate_checks = [
+        *quality.quality_checks,
+        *fraud_checks.fraud_checks,
+        *promotion.fraud_promotion_checks,
+        *risk_checks.risk_checks,
+        *governance_checks.governance_checks,
+    ]
+    # the gate summary lists every check: the separate ones and those evaluated by their asset (check specs)
+    gates = [
+        (spec.key, spec.blocking) for definition in [*table_assets, *separate_checks] for spec in definition.check_specs
+    ]
+    table_assets.append(reports.gate_summary_asset(gates))
     # every Spark asset and its checks go through the step launcher (in-process locally, Databricks deployed)
-    assets, checks = launch_spark_steps(
-        catalog.with_code_references([*landing_assets, *table_assets]),
-        [
-            *quality.quality_checks,
-            *fraud_checks.fraud_checks,
-            *promotion.fraud_promotion_checks,
-            *risk_checks.risk_checks,
-            *governance_checks.governance_checks,
-        ],
-    )
+    assets, checks = launch_spark_steps(catalog.with_code_references([*landing_assets, *table_assets]), separate_checks)
     # weekly OPTIMIZE ... ZORDER BY and VACUUM of every Delta table above
     maintenance_job = maintenance.build_delta_maintenance_job(table_assets)
     return dg.Definitions(

@@ -2,7 +2,9 @@
 
 `python -m healthcare_assets.report` after `make run`: every Delta table with its
 rows, version and days (read with delta-rs, no Spark), then the latest result of
-every asset check recorded in the Dagster instance at $DAGSTER_HOME.
+every asset check recorded in the Dagster instance at $DAGSTER_HOME: passed, failed (ERROR), warning (WARN),
+execution failed (its run failed before evaluating it), skipped or never run; every gate that needs attention is
+listed with the days it judged and why.
 """
 
 import sys
@@ -11,6 +13,8 @@ from pathlib import Path
 import dagster as dg
 from deltalake import DeltaTable
 
+from healthcare_assets.gate_status import NEEDS_ATTENTION, GateState, counts, graph_checks, latest_gate_states
+from healthcare_assets.metadata import number_text
 from healthcare_assets.settings import load_settings
 
 
@@ -35,34 +39,30 @@ def table_summaries(root: str) -> list[dict]:
     return summaries
 
 
-def gate_results(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dict]:
-    """The latest evaluation of every asset check: passed, severity and its numbers."""
-    graph = defs.resolve_asset_graph()
-    results = []
-    for key in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
-        record = instance.get_latest_asset_check_evaluation_record(key)
-        event = record.event.dagster_event if record and record.event else None
-        evaluation = event.asset_check_evaluation_data if event else None
-        results.append(
-            {
-                "check": f"{key.asset_key.to_user_string()} {key.name}",
-                "blocking": graph.get_check_spec(key).blocking,
-                "passed": None if evaluation is None else evaluation.passed,
-                "severity": None if evaluation is None else evaluation.severity.value,
-                "metadata": {} if evaluation is None else {k: v.value for k, v in evaluation.metadata.items()},
-            }
-        )
-    return results
+def gate_results(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[GateState]:
+    """The latest state of every asset check of the code location, worst first."""
+    return latest_gate_states(instance, graph_checks(defs.resolve_asset_graph()))
 
 
-def _print_gates(results: list[dict]) -> None:
-    failed = [r for r in results if r["passed"] is False]
-    not_run = [r for r in results if r["passed"] is None]
-    passed = len(results) - len(failed) - len(not_run)
-    print(f"\nGates: {passed} passed, {len(failed)} failed, {len(not_run)} not evaluated yet")
-    for result in failed:
-        numbers = ", ".join(f"{k}={v}" for k, v in result["metadata"].items() if isinstance(v, int | float) and v)
-        print(f"  {result['severity']:<5} {result['check']}: {numbers}")
+def gate_line(state: GateState) -> str:
+    """One gate for people: status, severity, check, days judged, reason and its non-zero numbers."""
+    numbers = ", ".join(f"{k}={number_text(v)}" for k, v in state.numbers.items() if v)
+    parts = [f"{state.status.upper():<16} {state.severity or '-':<5} {state.name}"]
+    if state.days:
+        parts.append(f"[{state.days}]")
+    if state.reason:
+        parts.append(f"- {state.reason}")
+    if numbers:
+        parts.append(f"({numbers})")
+    return " ".join(parts)
+
+
+def print_gates(states: list[GateState]) -> None:
+    tally = counts(states)
+    print("\nGates: " + ", ".join(f"{n} {status}" for status, n in tally.items() if n))
+    for state in states:
+        if state.status in NEEDS_ATTENTION:
+            print(f"  {gate_line(state)}")
 
 
 def main() -> int:
@@ -80,7 +80,7 @@ def main() -> int:
         print(f"{s['table']:<30} {s['rows']:>10} {s['version']:>8} {s['days'] if s['days'] is not None else '-':>5}")
     from healthcare_assets.definitions import defs
 
-    _print_gates(gate_results(defs, dg.DagsterInstance.get()))
+    print_gates(gate_results(defs, dg.DagsterInstance.get()))
     return 0
 
 

@@ -1,9 +1,11 @@
 """Bronze: every landing line either as received (with ingest metadata) or quarantined with its reason."""
 
+from datetime import date
+
 import dagster as dg
 from pyspark.sql import functions as F
 
-from healthcare_assets.assets.common import DATA_ENGINEERING, SPARK_DELTA, run_days
+from healthcare_assets.assets.common import DATA_ENGINEERING, SPARK_DELTA, day_range_text, run_days
 from healthcare_assets.assets.landing import LANDING_KEYS
 from healthcare_assets.charts import bar_chart_markdown
 from healthcare_assets.domain.landing import REASON, LandingFileRejected
@@ -59,10 +61,7 @@ def bronze_ingestion(context: dg.AssetExecutionContext, lakehouse: LakehouseReso
         # every feed's files first: a rejected file must stop the run before any table is written
         checked = sum(bronze.check_landing_files(lakehouse.landing_root, source, days) for source in SOURCES.values())
     except LandingFileRejected as rejected:
-        raise dg.Failure(
-            description=str(rejected),
-            metadata={"feed": rejected.feed, "day": rejected.day.isoformat(), "file": rejected.file_name},
-        ) from None
+        raise _refuse_ingestion(context, days, rejected) from None
     context.log.info(f"{checked} landing file(s) of {len(days)} day(s) passed the file-level checks")
     quarantined = []
     quarantine_summary: dict[str, dict[str, int]] = {}
@@ -100,3 +99,56 @@ def bronze_ingestion(context: dg.AssetExecutionContext, lakehouse: LakehouseReso
             "quarantined_chart": bar_chart_markdown(quarantine_summary, "Quarantined lines by feed and kind", "lines"),
         },
     )
+
+
+class IngestionRefused(dg.Failure):
+    """The step's failure when a landing file is rejected. The full rejection is its description, logged once
+    and on every bronze check of the run; its own text, which Dagster prints with the framework's stack trace on
+    the step and again on the run, is one line pointing there instead of repeating it."""
+
+    def __init__(self, days: str, rejected: LandingFileRejected):
+        super().__init__(
+            description=str(rejected),
+            metadata={
+                "feed": rejected.feed,
+                "day": rejected.day.isoformat(),
+                "file": rejected.file_name,
+                "problem": rejected.problem,
+            },
+            allow_retries=False,  # the same file fails the same way until it is redelivered
+        )
+        self.args = (
+            f"{days} not ingested: {rejected.feed} landing file {rejected.file_name} was rejected "
+            "(the reason is in the log line above and on the bronze checks of this run)",
+        )
+
+
+def _refuse_ingestion(
+    context: dg.AssetExecutionContext, days: list[date], rejected: LandingFileRejected
+) -> IngestionRefused:
+    """Says once why nothing was ingested, and fails every bronze check planned in this run with the day and the
+    reason: otherwise they would show only that their run failed."""
+    from healthcare_assets.checks.quality import BRONZE_CHECK_SEVERITIES  # the checks import this module
+
+    span = day_range_text(days[0], days[-1])
+    context.log.error(str(rejected))
+    planned = context.instance.get_records_for_run(
+        context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    ).records
+    for record in planned:
+        event = record.event_log_entry.dagster_event
+        plan = event.event_specific_data if event is not None else None
+        key = dg.AssetCheckKey(plan.asset_key, plan.check_name) if plan is not None else None
+        if key not in BRONZE_CHECK_SEVERITIES:
+            continue
+        context.log_event(
+            dg.AssetCheckEvaluation(
+                asset_key=key.asset_key,
+                check_name=key.name,
+                passed=False,
+                severity=BRONZE_CHECK_SEVERITIES[key],
+                description=f"{span} not ingested: {rejected}",
+                metadata={"days": span, "rejected_feed": rejected.feed, "rejected_file": rejected.file_name},
+            )
+        )
+    return IngestionRefused(span, rejected)

@@ -27,6 +27,11 @@ def run_day_range(context: dg.AssetExecutionContext | dg.AssetCheckExecutionCont
     return days[0], days[-1]
 
 
+def day_range_text(start: date, end: date) -> str:
+    """ "2026-01-03" for one day, "2026-01-01..2026-01-14" for a range."""
+    return start.isoformat() if start == end else f"{start.isoformat()}..{end.isoformat()}"
+
+
 def latest_metadata_value(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str):
     """A metadata value of `key`'s latest materialisation (e.g. the MLflow model URI a model asset logged)."""
     event = context.instance.get_latest_materialization_event(key)

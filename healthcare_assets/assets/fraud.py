@@ -26,6 +26,7 @@ from healthcare_assets.domain.fraud_evaluation import (
     roc_points,
 )
 from healthcare_assets.domain.sources import FRAUD_LABELS_FOLDER
+from healthcare_assets.metadata import rounded, share_metadata
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
@@ -175,7 +176,7 @@ def _train_fraud_model(
             "threshold_p99": dg.MetadataValue.float(autoencoder.thresholds["p99"]),
             "validation_non_finite_scores": dg.MetadataValue.int(non_finite),
             "validation_flag_rate_p95": dg.MetadataValue.float(
-                autoencoder.training_summary["validation_flag_rate_p95"]
+                rounded(autoencoder.training_summary["validation_flag_rate_p95"])
             ),
             "features": dg.MetadataValue.json(autoencoder.features),
         }
@@ -351,10 +352,14 @@ def _score_distribution(context: dg.AssetExecutionContext, scored: DataFrame, th
                 ylabel="claims",
             )
         ),
-        "threshold_p95": dg.MetadataValue.float(thresholds["p95"]),
-        "threshold_p99": dg.MetadataValue.float(thresholds["p99"]),
+        "threshold_p95": dg.MetadataValue.float(rounded(thresholds["p95"])),
+        "threshold_p99": dg.MetadataValue.float(rounded(thresholds["p99"])),
         "flagged_p95": dg.MetadataValue.int(histogram.flagged_p95),
         "flagged_p99": dg.MetadataValue.int(histogram.flagged_p99),
+        # the rates with their denominator: the claims the run scored
+        "flagged_p95_share": share_metadata(histogram.flagged_p95, histogram.total),
+        "flagged_p99_share": share_metadata(histogram.flagged_p99, histogram.total),
+        "scored_claims": dg.MetadataValue.int(histogram.total),
         "non_finite_scores": dg.MetadataValue.int(histogram.non_finite),
     }
 

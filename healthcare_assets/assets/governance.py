@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 from pyspark.sql import types as T
 
-from healthcare_assets import charts
+from healthcare_assets import catalog, charts
 from healthcare_assets.assets import promotion
 from healthcare_assets.assets.common import latest_metadata_value, run_day_range
 from healthcare_assets.assets.fraud import CLAIM_FEATURES, EVALUATION_KEY, MODEL_KEYS, MODEL_TYPES, SCORE_KEYS
@@ -134,6 +134,7 @@ def _report(rows: pd.DataFrame) -> str:
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
     check_specs=fairness_check_specs(FAIRNESS_MONITORING_KEY),
+    metadata=catalog.schema_metadata(FAIRNESS_SCHEMA),
 )
 def fairness_monitoring(context: dg.AssetExecutionContext, config: FairnessConfig, lakehouse: LakehouseResource):
     start, end = run_day_range(context)
@@ -211,6 +212,7 @@ def fairness_monitoring(context: dg.AssetExecutionContext, config: FairnessConfi
     group_name="fraud",
     kinds={"mlflow"},
     owners=GOVERNANCE_OWNERS,
+    check_specs=[promotion.promotion_check_spec(REGISTERED_FRAUD_MODEL_KEY)],
 )
 def registered_fraud_model(
     context: dg.AssetExecutionContext, mlflow: MlflowResource, lakehouse: LakehouseResource, alerts: AlertsResource
@@ -233,7 +235,7 @@ def registered_fraud_model(
     evaluated_versions = _fairness_model_versions(instance)
     if di_gate.passed and run_id not in evaluated_versions:
         di_gate = promotion.GateResult(di_gate.gate, False, "did not evaluate this model's scores")
-    metadata = promotion.decide_promotion(
+    decision = promotion.decide_promotion(
         context,
         model_name=FRAUD_MODEL_NAME,
         version=str(version.version),
@@ -246,11 +248,12 @@ def registered_fraud_model(
     )
     return dg.MaterializeResult(
         metadata={
-            **metadata,
+            **decision.metadata,
             "model_type": dg.MetadataValue.text(best),
             "roc_auc": dg.MetadataValue.json(roc_auc),
             "mlflow_run_id": dg.MetadataValue.text(run_id),
-        }
+        },
+        check_results=[decision.check_result],
     )
 
 

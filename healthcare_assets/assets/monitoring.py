@@ -18,6 +18,7 @@ from healthcare_assets.assets.common import SPARK_DELTA, run_day_range
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY
 from healthcare_assets.domain import drift
 from healthcare_assets.domain.features import CLAIM_CATEGORICAL_FEATURES, CLAIM_NUMERIC_FEATURES, PROTECTED_ATTRIBUTES
+from healthcare_assets.metadata import rounded
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
@@ -154,6 +155,7 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
     rows: list[tuple] = []
     worst: dict[date, tuple[str, float]] = {}
     largest_psi: dict[str, float] = {}  # feature -> largest PSI over the run's days (the chart)
+    largest_gated_psi: dict[str, float] = {}  # the same over the rows the gates judge
     for day in sorted(d for d in current_counts if d is not None):
         for feature, kind in [*((f, "numeric") for f in edges), *((f, "categorical") for f in MONITORED_CATEGORICAL)]:
             result = drift.feature_psi_from_counts(
@@ -180,8 +182,11 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
                 )
             )
             largest_psi[feature] = max(largest_psi.get(feature, 0.0), result.psi)
+            if gated:
+                largest_gated_psi[feature] = max(largest_gated_psi.get(feature, 0.0), result.psi)
             if gated and result.psi > worst.get(day, ("", -1.0))[1]:
                 worst[day] = (feature, result.psi)
+    ungated = {f for f, psi in largest_psi.items() if largest_gated_psi.get(f, -1.0) < psi}
     missing_days = sorted({start + timedelta(days=i) for i in range((end - start).days + 1)} - set(current_counts))
     if missing_days:
         context.log.warning(f"no claim features for {', '.join(map(str, missing_days))}: no PSI for those days")
@@ -189,7 +194,7 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
         {
             "reference_window": f"{reference_start}..{reference_end}",
             "features": len(edges) + len(MONITORED_CATEGORICAL),
-            "max_gated_psi": max((psi for _, psi in worst.values()), default=0.0),
+            "max_gated_psi": rounded(max((psi for _, psi in worst.values()), default=0.0)),
             "worst_gated_feature_per_day": dg.MetadataValue.json(
                 {str(day): {"feature": f, "psi": round(psi, 4)} for day, (f, psi) in sorted(worst.items())}
             ),
@@ -198,14 +203,21 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
             "min_gated_rows": config.min_gated_rows,
             "psi_warn": drift.PSI_WARN,
             "psi_error": drift.PSI_ERROR,
-            **({"psi_chart": _psi_chart(largest_psi)} if largest_psi else {}),
+            # features whose largest PSI of the run the gates did not judge: set apart on the chart
+            "features_not_gated": dg.MetadataValue.json(sorted(ungated)),
+            **({"psi_chart": _psi_chart(largest_psi, ungated)} if largest_psi else {}),
         }
     )
     return storage.spark.createDataFrame(rows, PSI_SCHEMA)
 
 
-def _psi_chart(largest_psi: dict[str, float]) -> dg.MarkdownMetadataValue:
-    """Largest PSI per feature over the run's days against the WARN and ERROR lines."""
+UNGATED_NOTE = "not gated at this value (history still filling or too few rows): the PSI gates ignore it"
+
+
+def _psi_chart(largest_psi: dict[str, float], ungated: set[str]) -> dg.MarkdownMetadataValue:
+    """Largest PSI per feature over the run's days against the WARN and ERROR lines; the `ungated` features (whose
+    largest value the gates did not judge, e.g. a trailing-history feature before its history is full) are set
+    apart, so a bar above the ERROR line next to a passing gate explains itself."""
     figure = charts.bars_figure(
         largest_psi,
         "Largest PSI per feature over the run's days",
@@ -213,6 +225,7 @@ def _psi_chart(largest_psi: dict[str, float]) -> dg.MarkdownMetadataValue:
         limits={f"WARN {drift.PSI_WARN}": drift.PSI_WARN, f"ERROR {drift.PSI_ERROR}": drift.PSI_ERROR},
         cap=PSI_CHART_CAP,
         size=charts.WIDE,
+        set_apart=(UNGATED_NOTE, ungated),
     )
     return charts.figure_markdown(figure)
 
@@ -282,7 +295,7 @@ def drift_summary(
         context.log.warning("no PSI metrics for the run's days: no drift summary")
     context.add_output_metadata(
         {
-            "max_composite_score": max((row[6] for row in rows if row[6] is not None), default=0.0),
+            "max_composite_score": rounded(max((row[6] for row in rows if row[6] is not None), default=0.0)),
             "days_insufficient_data": sum(row[7] == drift.INSUFFICIENT_DATA for row in rows),
             "composite_error": drift.COMPOSITE_ERROR,
             "performance_available": bool(rows and rows[0][4]),

@@ -2,8 +2,9 @@
 
 A promotion re-reads the gate results from the Dagster instance (never from the run that trained the model), so
 a later or automated run cannot promote a model whose gates failed or were never evaluated on it. Every decision,
-promoted or not, is appended to the Delta table `governance.model_audit_log`; a refused promotion also sends an
-alert (identifiers and numbers only) and fails the step with the reasons.
+promoted or not, is appended to the Delta table `governance.model_audit_log` (and shows as a materialisation of
+that asset); a refused promotion also sends an alert (identifiers and numbers only) and fails the registered
+model's `challenger_promoted` check (WARN) with the reasons, so the graph, the run and the asset page show it.
 """
 
 import json
@@ -13,12 +14,15 @@ from datetime import UTC, datetime
 import dagster as dg
 from pyspark.sql import types as T
 
+from healthcare_assets.catalog import gate_metadata, schema_metadata
 from healthcare_assets.resources.alerts import Alert, AlertsResource
 from healthcare_assets.resources.delta import TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.resources.mlflow import CHAMPION, MlflowResource
 
 MODEL_AUDIT_LOG = TableRef("governance", "model_audit_log")
+MODEL_AUDIT_LOG_KEY = dg.AssetKey(["governance", "model_audit_log"])
+PROMOTION_CHECK = "challenger_promoted"
 USER_TAGS = ("dagster/user", "user")  # who launched the run (Dagster+ / the UI), else the job
 AUDIT_SCHEMA = T.StructType(
     [
@@ -34,6 +38,25 @@ AUDIT_SCHEMA = T.StructType(
         T.StructField("decided_at", T.TimestampType()),
     ]
 )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A promotion decision: the registered model's metadata and its `challenger_promoted` check result."""
+
+    metadata: dict
+    check_result: dg.AssetCheckResult
+
+
+def promotion_check_spec(registered_key: dg.AssetKey) -> dg.AssetCheckSpec:
+    """The check a registered-model asset evaluates on its own decision: WARN when the promotion was refused."""
+    return dg.AssetCheckSpec(
+        PROMOTION_CHECK,
+        asset=registered_key,
+        metadata=gate_metadata(blocking=False),
+        description="WARN when this materialisation refused to promote the new version (a gate failed or was not "
+        "evaluated on it): the reasons are in the check's description, the champion stays where it was.",
+    )
 
 
 @dataclass(frozen=True)
@@ -113,9 +136,9 @@ def decide_promotion(
     lakehouse: LakehouseResource,
     mlflow: MlflowResource,
     alerts: AlertsResource,
-) -> dict:
+) -> Decision:
     """Promotes `version` to champion when every gate passed; records the decision either way; on a refusal
-    alerts and leaves the champion where it is. Returns audit metadata for the materialisation."""
+    alerts and leaves the champion where it is. Returns the materialisation's metadata and its promotion check."""
     failed = [g for g in gates if not g.passed]
     promoted = not failed
     reason = "every gate passed" if promoted else "; ".join(f"{g.gate} {g.detail}" for g in failed)
@@ -136,13 +159,31 @@ def decide_promotion(
     )
     storage = lakehouse.storage()
     storage.append(storage.spark.createDataFrame([row], AUDIT_SCHEMA), MODEL_AUDIT_LOG)
-    if not promoted:
-        asset = context.asset_key.to_user_string()
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=MODEL_AUDIT_LOG_KEY,
+            description=f"{model_name} version {version}: {'promoted' if promoted else 'refused'}",
+            metadata={
+                "model_name": model_name,
+                "model_version": version,
+                "promoted": promoted,
+                "reason": reason,
+                "location": storage.uri(MODEL_AUDIT_LOG),
+                **schema_metadata(AUDIT_SCHEMA),
+            },
+        )
+    )
+    gates_passed = f"{len(gates) - len(failed)} of {len(gates)}"
+    if promoted:
+        context.log.info(f"{model_name} version {version} is now champion ({len(gates)} gates passed)")
+        champion_version, description = version, f"version {version} is champion: {reason}"
+        specific: dict[str, dg.MetadataValue] = {"verified_gates": dg.MetadataValue.json([g.gate for g in gates])}
+    else:
         alerts.send(
             Alert(
                 title=f"promotion of {model_name} blocked: {len(failed)} gate(s) failed",
                 severity="error",
-                asset=asset,
+                asset=context.asset_key.to_user_string(),
                 job=context.run.job_name,
                 run_id=context.run_id,
                 link=alerts.run_link(context.run_id),
@@ -150,25 +191,32 @@ def decide_promotion(
                 dedup_key=f"promotion:{model_name}:{context.run_id}",
             )
         )
-        # a refusal is a governance outcome, not a broken pipeline: the champion stays, the run shows why
+        # a refusal is a governance outcome, not a broken pipeline: the champion stays, the check and run say why
         context.log.warning(f"promotion of {model_name} version {version} refused: {reason}")
         champion = mlflow.version_with_alias(model_name, CHAMPION)
-        return {
-            "registered_model": dg.MetadataValue.text(model_name),
-            "promoted": dg.MetadataValue.bool(False),
+        champion_version = str(champion.version) if champion else "none"
+        stays = f"champion stays version {champion_version}" if champion else f"{model_name} has no champion yet"
+        description = f"version {version} refused ({stays}): {reason}"
+        specific = {
             "refused_version": dg.MetadataValue.text(version),
             "refusal_reason": dg.MetadataValue.text(reason),
-            "champion_version": dg.MetadataValue.text(str(champion.version) if champion else "none"),
             "gate_results": dg.MetadataValue.json([asdict(g) for g in gates]),
+        }
+    return Decision(
+        metadata={
+            "registered_model": dg.MetadataValue.text(model_name),
+            "promoted": dg.MetadataValue.bool(promoted),
+            "champion_version": dg.MetadataValue.text(champion_version),
+            "gates_passed": dg.MetadataValue.text(gates_passed),
             "fairness_validated": dg.MetadataValue.bool(fairness_validated),
             "audit_log": dg.MetadataValue.text(str(MODEL_AUDIT_LOG)),
-        }
-    context.log.info(f"{model_name} version {version} is now champion ({len(gates)} gates passed)")
-    return {
-        "registered_model": dg.MetadataValue.text(model_name),
-        "promoted": dg.MetadataValue.bool(True),
-        "champion_version": dg.MetadataValue.text(version),
-        "verified_gates": dg.MetadataValue.json([g.gate for g in gates]),
-        "fairness_validated": dg.MetadataValue.bool(fairness_validated),
-        "audit_log": dg.MetadataValue.text(str(MODEL_AUDIT_LOG)),
-    }
+            **specific,
+        },
+        check_result=dg.AssetCheckResult(
+            check_name=PROMOTION_CHECK,
+            passed=promoted,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=description,
+            metadata={"champion_version": champion_version, "failed_gates": len(failed), "gates_passed": gates_passed},
+        ),
+    )

@@ -168,6 +168,7 @@ def member_risk_model(
     kinds={"mlflow"},
     owners=RISK_OWNERS,
     backfill_policy=single_run_backfill,
+    check_specs=[promotion.promotion_check_spec(REGISTERED_RISK_MODEL_KEY)],
 )
 def registered_risk_model(
     context: dg.AssetExecutionContext, mlflow: MlflowResource, lakehouse: LakehouseResource, alerts: AlertsResource
@@ -180,7 +181,7 @@ def registered_risk_model(
     gates = [promotion.verify_gate(instance, key) for key in PROMOTION_CHECK_KEYS]
     fairness = promotion.verify_gate(instance, FAIRNESS_CHECK_KEY, warn_blocks=True)
     previous = mlflow.version_with_alias(MODEL_NAME, CHAMPION)
-    metadata = promotion.decide_promotion(
+    decision = promotion.decide_promotion(
         context,
         model_name=MODEL_NAME,
         version=version,
@@ -193,9 +194,10 @@ def registered_risk_model(
     )
     return dg.MaterializeResult(
         metadata={
-            **metadata,
+            **decision.metadata,
             "previous_champion_version": dg.MetadataValue.text(str(previous.version) if previous else "none"),
-        }
+        },
+        check_results=[decision.check_result],
     )
 
 

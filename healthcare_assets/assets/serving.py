@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from healthcare_assets.assets.fraud import CLAIM_FEATURES, _feature_frame, load_fraud_model
 from healthcare_assets.assets.governance import FRAUD_MODEL_NAME, REGISTERED_FRAUD_MODEL_KEY
 from healthcare_assets.assets.risk import MEMBER_FEATURES_REF, MODEL_NAME, REGISTERED_RISK_MODEL_KEY
+from healthcare_assets.catalog import gate_metadata
 from healthcare_assets.resources.delta import PARTITION_COLUMN
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.resources.mlflow import CHALLENGER, CHAMPION, MlflowResource
@@ -89,7 +90,11 @@ def _nothing_to_serve(context: dg.AssetExecutionContext, name: str):
     context.log.warning(reason)
     yield dg.MaterializeResult(metadata={"deployed": False, "reason": reason})
     yield dg.AssetCheckResult(
-        check_name=PROBE_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": reason}
+        check_name=PROBE_CHECK,
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=reason,  # what the check page, the report and the gate summary show
+        metadata={"reason": reason},
     )
 
 
@@ -98,6 +103,7 @@ def _probe_check_spec(asset_key: dg.AssetKey, what: str) -> dg.AssetCheckSpec:
         PROBE_CHECK,
         asset=asset_key,
         blocking=True,
+        metadata=gate_metadata(blocking=True),
         description=f"The endpoint scores the latest day's {what} exactly as batch scoring does.",
     )
 

@@ -6,6 +6,7 @@ import dagster as dg
 
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY
 from healthcare_assets.assets.monitoring import PSI_METRICS_KEY
+from healthcare_assets.assets.reports import REPORT_KEYS
 from healthcare_assets.checks.governance import governance_checks
 from healthcare_assets.partitions import daily_partitions
 
@@ -92,11 +93,28 @@ model_retraining_job = dg.define_asset_job(
 )
 
 FAIRNESS_GROUPS = ("governance",)
+# the audit log and the gate summary are unpartitioned reports of every run: their own job
+GOVERNANCE_REPORTS = dg.AssetSelection.assets(*REPORT_KEYS)
 fairness_monitoring_job = dg.define_asset_job(
     name="fairness_monitoring",
-    selection=dg.AssetSelection.groups(*FAIRNESS_GROUPS),
+    selection=dg.AssetSelection.groups(*FAIRNESS_GROUPS) - GOVERNANCE_REPORTS,
     partitions_def=daily_partitions,
     description="Fairness reports and gates (disparate impact, chi-square) on the fraud scores.",
+)
+
+
+# Puts the current champions behind their serving endpoints and probes them against batch scores.
+model_serving_job = dg.define_asset_job(
+    name="model_serving",
+    selection=dg.AssetSelection.groups("serving"),
+    description="Deploys each champion to its serving endpoint (a local MLflow scoring server on a laptop) and "
+    "checks the endpoint scores the latest day exactly as batch scoring does.",
+)
+
+governance_reports_job = dg.define_asset_job(
+    name="governance_reports",
+    selection=GOVERNANCE_REPORTS,
+    description="Summarises the model audit log and lists the latest result of every gate (governance/gate_summary).",
 )
 
 
@@ -232,5 +250,7 @@ jobs = [
     monitoring_job,
     model_retraining_job,
     fairness_monitoring_job,
+    model_serving_job,
+    governance_reports_job,
 ]
 schedules = build_schedules()

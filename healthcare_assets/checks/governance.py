@@ -17,6 +17,7 @@ from healthcare_assets.assets.common import run_days_if_partitioned
 from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_KEY
 from healthcare_assets.catalog import gate_metadata
 from healthcare_assets.domain import drift, fairness
+from healthcare_assets.metadata import rounded
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 
@@ -60,7 +61,7 @@ def _psi_check(name: str, threshold: float, severity: dg.AssetCheckSeverity) -> 
             description=_psi_description(stored, rows),
             metadata={
                 "ungated_rows": len(stored) - len(rows),
-                "max_psi": float(rows[0]["psi"]) if rows else 0.0,
+                "max_psi": rounded(float(rows[0]["psi"])) if rows else 0.0,
                 "threshold": threshold,
                 "features_over_threshold": len(over),
                 "days_over_threshold": len({r[PARTITION_COLUMN] for r in over}),
@@ -95,12 +96,12 @@ def composite_drift_within_limit(
         description=None if stored else "no drift summary stored for the run's days",
         metadata={
             "days_insufficient_data": len(stored) - len(rows),
-            "max_composite_score": float(rows[0]["composite_score"]) if rows else 0.0,
+            "max_composite_score": rounded(float(rows[0]["composite_score"])) if rows else 0.0,
             "threshold": drift.COMPOSITE_ERROR,
             "days_over_threshold": len(over),
-            "statistical_drift": float(rows[0]["statistical_drift"]) if rows else 0.0,
-            "demographic_drift": float(rows[0]["demographic_drift"]) if rows else 0.0,
-            "performance_drift": float(rows[0]["performance_drift"]) if rows else 0.0,
+            "statistical_drift": rounded(float(rows[0]["statistical_drift"])) if rows else 0.0,
+            "demographic_drift": rounded(float(rows[0]["demographic_drift"])) if rows else 0.0,
+            "performance_drift": rounded(float(rows[0]["performance_drift"])) if rows else 0.0,
             "worst_days": dg.MetadataValue.json(
                 [
                     {

@@ -16,9 +16,12 @@ from healthcare_assets.assets.fraud import SCORE_KEYS
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY, MEMBER_FEATURES_KEY
 from healthcare_assets.assets.governance import FAIRNESS_MONITORING_KEY
 from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_KEY
+from healthcare_assets.assets.promotion import MODEL_AUDIT_LOG_KEY
+from healthcare_assets.assets.reports import GATE_SUMMARY_KEY
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
 from healthcare_assets.catalog import gate_metadata
 from healthcare_assets.domain.sources import SOURCES
+from healthcare_assets.metadata import share
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.transforms import quality
@@ -104,6 +107,8 @@ TABLE_RULES = [
     ),
     TableRules(PSI_METRICS_KEY, (PARTITION_COLUMN, "feature")),
     TableRules(FAIRNESS_MONITORING_KEY, (PARTITION_COLUMN, "model_type", "attribute", "protected_group")),
+    TableRules(MODEL_AUDIT_LOG_KEY, ("model_name", "run_id")),  # one decision per model and run
+    TableRules(GATE_SUMMARY_KEY, ("asset", "check_name")),
     *(
         TableRules(
             key,
@@ -247,14 +252,19 @@ def quarantine_share_low(context: dg.AssetCheckExecutionContext, lakehouse: Lake
     if not days:
         return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN, description="no day stored yet")
     quarantined = storage.read(QUARANTINE_KEY_REF, days[0], days[-1]).groupBy("source").count().collect()
-    shares = {}
+    shares, shown = {}, {}
     for row in quarantined:
         kept = storage.count(TableRef("bronze", row["source"]), days[0], days[-1])
-        shares[row["source"]] = round(row["count"] / max(row["count"] + kept, 1), 4)
+        shares[row["source"]] = row["count"] / max(row["count"] + kept, 1)
+        shown[row["source"]] = share(row["count"], row["count"] + kept)  # "1.2 % (12 of 1,000)"
+    over = sorted(source for source, value in shares.items() if value > MAX_QUARANTINE_SHARE)
     return dg.AssetCheckResult(
-        passed=all(share <= MAX_QUARANTINE_SHARE for share in shares.values()),
+        passed=not over,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"quarantined_share_by_source": dg.MetadataValue.json(shares)},
+        description=f"over {MAX_QUARANTINE_SHARE:.0%} quarantined: " + "; ".join(f"{s} {shown[s]}" for s in over)
+        if over
+        else None,
+        metadata={"quarantined_share_by_source": dg.MetadataValue.json(shown)},
     )
 
 
@@ -283,3 +293,12 @@ quality_checks = [
     quarantine_share_low,
     one_current_record_per_member,
 ]
+
+# The severity of every check on a bronze table (this module's blocking checks are its ERROR ones): ingestion fails
+# them with the days and the reason when it refuses a run's days.
+BRONZE_CHECK_SEVERITIES = {
+    spec.key: dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN
+    for definition in quality_checks
+    for spec in definition.check_specs
+    if spec.asset_key in {*BRONZE_KEYS.values(), QUARANTINE_KEY}
+}

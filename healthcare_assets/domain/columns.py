@@ -19,7 +19,8 @@ INGEST_COLUMNS = {
     "_ingested_at": "When bronze ingested the record (UTC)",
     "ingest_date": "Day the feed file was received: the daily partition",
     RAW_RECORD: "The landing line exactly as received (may hold direct identifiers)",
-    "reason": "Why the line was quarantined: rule and column, never a value",
+    "reason": "Why the line was quarantined: rule and column, never a value (model_audit_log: why the version was "
+    "promoted or refused)",
     "source": "Feed the line came from",
 }
 
@@ -128,13 +129,25 @@ DERIVED_COLUMNS = {
     # governance.model_audit_log
     "model_name": "Registered model name in the MLflow registry",
     "model_version": "Model version (registry version, or the MLflow run id of a scored model)",
-    "deployed_by": "Who launched the promotion: the run's user tag, else dagster:<job>",
+    "deployed_by": "Who launched the promotion: the run's user tag, else dagster: followed by the job name",
     "fairness_validated": "True when the model's fairness gate passed",
     "psi_score": "Largest gated PSI of the latest drift monitoring (null before any)",
     "gate_results": "JSON list of every gate: name, passed, detail",
     "promoted": "True when the version became champion",
     "decided_at": "When the promotion was decided (UTC)",
     "run_id": "Dagster run that wrote the row",
+    # governance.gate_summary
+    "asset": "Asset the check judges (its key, e.g. bronze/medical_claims)",
+    "check_name": "Name of the asset check (the gate)",
+    "gate_status": "Latest state: passed, failed (ERROR), warning (WARN), execution failed (its run failed first), "
+    "skipped, in progress or never run",
+    "severity": "Severity of the latest evaluation: ERROR or WARN (null when not evaluated)",
+    "blocking": "True when a failure at ERROR stops the downstream assets of the same run",
+    "days": "The day or day range the latest execution judged (null: every stored day, or unpartitioned)",
+    "gate_reason": "Why the gate ended as it did: the check's description, or why its run stopped before it",
+    "numbers": "The evaluation's non-zero numbers (counts, largest values), rounded: name=value, ...",
+    "check_evaluated_at": "When the latest execution of the check was recorded (UTC)",
+    "summarised_at": "When the gate summary was materialised (UTC)",
     **{
         f"has_{name}": f"{name.upper() if len(name) <= 4 else name.capitalize()}: diagnosis {prefix}*"
         + (f" or a {drug_class} fill" if drug_class else "")
