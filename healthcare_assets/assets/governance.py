@@ -111,26 +111,6 @@ def _false_positive_counts(claims: pd.DataFrame) -> dict[tuple, tuple[int, int]]
     return counts
 
 
-def _group_record(result: fairness.AttributeFairness, group: fairness.GroupFairness) -> dict:
-    """A group's result in the fairness table's field names."""
-    return {
-        "attribute": result.attribute,
-        "protected_group": group.group,
-        "reference_group": result.reference_group,
-        "compared_with": group.compared_with,
-        "group_size": group.size,
-        "flagged": group.positives,
-        "flag_rate": group.rate,
-        "comparison_rate": group.comparison_rate,
-        "disparate_impact": group.disparate_impact,
-        "disparate_impact_note": group.note,
-        "chi_square_p_value": result.p_value,
-        "confirming_p_value": result.confirming_p_value,
-        "status": group.status,
-        "attribute_status": result.status,
-    }
-
-
 def _false_positive_parity(claims: pd.DataFrame, config: FairnessConfig) -> list[dict]:
     """Pooled over the labelled days: per attribute and group, the false-positive rate and its parity."""
     labelled = claims[claims["is_fraud"].notna()]
@@ -143,7 +123,7 @@ def _false_positive_parity(claims: pd.DataFrame, config: FairnessConfig) -> list
         min_group_size=config.min_group_size,
         reference_groups=config.reference_groups,
     )
-    return [_group_record(result, group) for result in results.values() for group in result.groups]
+    return fairness.table_rows(results)
 
 
 def _model_fairness(
@@ -163,22 +143,21 @@ def _model_fairness(
             over_limit.append(f"{model_type} {day}: {', '.join(analyzer.biased_attributes)}")
         versions = ",".join(sorted(analyzer.data["model_version"].unique()))
         labelled = bool(analyzer.data["is_fraud"].notna().any())
-        for result in analyzer.analyze_all_attributes().values():
-            for group in result.groups:
-                legitimate, flagged = false_positives.get((day, result.attribute, group.group), (0, 0))
-                rows.append(
-                    {
-                        PARTITION_COLUMN: day,
-                        "model_type": model_type,
-                        "model_version": versions,
-                        **_group_record(result, group),
-                        "legitimate_claims": legitimate if labelled else None,
-                        "false_positives": flagged if labelled else None,
-                        "false_positive_rate": flagged / legitimate if labelled and legitimate else None,
-                        "run_id": context.run_id,
-                        "evaluated_at": evaluated_at,
-                    }
-                )
+        for row in fairness.table_rows(analyzer.analyze_all_attributes()):
+            legitimate, flagged = false_positives.get((day, row["attribute"], row["protected_group"]), (0, 0))
+            rows.append(
+                {
+                    PARTITION_COLUMN: day,
+                    "model_type": model_type,
+                    "model_version": versions,
+                    **row,
+                    "legitimate_claims": legitimate if labelled else None,
+                    "false_positives": flagged if labelled else None,
+                    "false_positive_rate": flagged / legitimate if labelled and legitimate else None,
+                    "run_id": context.run_id,
+                    "evaluated_at": evaluated_at,
+                }
+            )
     return rows, over_limit
 
 

@@ -272,6 +272,30 @@ def _summary_frame(results: Mapping[str, AttributeFairness]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def table_rows(results: Mapping[str, AttributeFairness]) -> list[dict]:
+    """One row per attribute and group in the field names of the fairness table (governance.fairness_monitoring)."""
+    return [
+        {
+            "attribute": result.attribute,
+            "protected_group": group.group,
+            "reference_group": result.reference_group,
+            "compared_with": group.compared_with,
+            "group_size": group.size,
+            "flagged": group.positives,
+            "flag_rate": group.rate,
+            "comparison_rate": group.comparison_rate,
+            "disparate_impact": group.disparate_impact,
+            "disparate_impact_note": group.note,
+            "chi_square_p_value": result.p_value,
+            "confirming_p_value": result.confirming_p_value,
+            "status": group.status,
+            "attribute_status": result.status,
+        }
+        for result in results.values()
+        for group in result.groups
+    ]
+
+
 class FairnessAnalyzer:
     """Fairness of fraud flags across protected attributes: the flags given (`flagged`, e.g. a scored table's
     `is_flagged_p95`), or score >= threshold when only scores are given."""
