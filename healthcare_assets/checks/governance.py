@@ -208,6 +208,15 @@ def _group_row(row: dict, size: str, count: str, rate: str, ratio: str, note: st
     }
 
 
+def _compared(row: dict, denominator: str) -> str:
+    """e.g. `geographic_region=Southwest: 16.0% of 1500 claims vs 5.0% (Central), ratio 3.2`."""
+    return (
+        f"{row['attribute']}={row['protected_group']}: {percent(row['flag_rate'])} of {row['group_size']} "
+        f"{denominator} vs {percent(row['comparison_rate'])} ({row['compared_with']}), ratio "
+        f"{ratio_text(row['disparate_impact'], row['disparate_impact_note'])}"
+    )
+
+
 def _day_group(row: dict) -> dict:
     return {
         "day": str(row[PARTITION_COLUMN]),
@@ -233,12 +242,9 @@ def disparate_impact_result(model_type: str, rows: list[dict]) -> dg.AssetCheckR
     if not rows:
         description = f"no fairness rows of {model_type} for the run's days"
     elif biased:
-        worst = biased[0]
         description = (
             f"{len(biased)} group-day(s) flagged more than their comparison beyond {fairness.DI_UPPER}; worst "
-            f"{worst['attribute']}={worst['protected_group']} on {worst[PARTITION_COLUMN]}: "
-            f"{percent(worst['flag_rate'])} of {worst['group_size']} claims vs {percent(worst['comparison_rate'])} "
-            f"({worst['compared_with']})"
+            f"{_compared(biased[0], 'claims')} on {biased[0][PARTITION_COLUMN]}"
         )
     else:
         description = f"no group flagged more than its comparison beyond {fairness.DI_UPPER}"
@@ -307,13 +313,7 @@ def false_positive_rate_result(model_type: str, groups: list[dict], labelled_day
     if not labelled_days:
         description = "not judged: no day of the run has fraud labels"
     elif above:
-        worst = above[0]
-        description = (
-            f"false-positive rate of {worst['attribute']}={worst['protected_group']} is "
-            f"{percent(worst['flag_rate'])} of {worst['group_size']} legitimate claims vs "
-            f"{percent(worst['comparison_rate'])} ({worst['compared_with']}), ratio "
-            f"{ratio_text(worst['disparate_impact'], worst['disparate_impact_note'])}"
-        )
+        description = f"false-positive rate of {_compared(above[0], 'legitimate claims')}"
     else:
         description = f"no group's false-positive rate above {fairness.FPR_RATIO_UPPER} x its comparison"
     return dg.AssetCheckResult(
