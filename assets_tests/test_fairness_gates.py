@@ -122,4 +122,6 @@ def test_the_false_positive_rate_gate_warns_on_a_doubled_rate_and_when_nothing_i
     assert worst["comparison_rate"] == "4.2%" and worst["fpr_ratio"] == 1.92 and worst["status"] == "above_parity"
 
     unlabelled = false_positive_rate_result("xgboost", [], [])
-    assert not unlabelled.passed and "no day of the run has fraud labels" in unlabelled.description
+    assert not unlabelled.passed and unlabelled.description.startswith("not judged")
+    only_frauds = false_positive_rate_result("xgboost", [], ["2026-01-01"])  # labelled, but no legitimate claim
+    assert not only_frauds.passed and only_frauds.description.startswith("not judged")

@@ -310,15 +310,15 @@ def false_positive_rate_result(model_type: str, groups: list[dict], labelled_day
     fairness rows' fields, over legitimate claims only)."""
     above = _most_over([g for g in groups if g["status"] == fairness.BIAS])
     judged = [g for g in groups if g["status"] in fairness.JUDGED]
-    if not labelled_days:
-        description = "not judged: no day of the run has fraud labels"
+    if not labelled_days or not groups:
+        description = "not judged: no day of the run has fraud labels and legitimate claims"
     elif above:
         description = f"false-positive rate of {_compared(above[0], 'legitimate claims')}"
     else:
         description = f"no group's false-positive rate above {fairness.FPR_RATIO_UPPER} x its comparison"
     return dg.AssetCheckResult(
         check_name=fairness_gate_name(FPR_GATE, model_type),
-        passed=bool(labelled_days) and not above,
+        passed=bool(labelled_days) and bool(groups) and not above,
         severity=dg.AssetCheckSeverity.WARN,
         description=description,
         metadata={
