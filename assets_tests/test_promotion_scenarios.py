@@ -288,7 +288,10 @@ def test_b_the_bias_knob_fails_the_di_gate_and_the_champion_stays(fraud):
     metadata = _materialization(fraud.biased, FAIRNESS_MONITORING_KEY).metadata
     assert "| model | attribute |" in metadata["report"].value and BIASED_REGION in metadata["report"].value
     assert "False-positive rate" in metadata["report"].value
-    assert embedded_chart(metadata["disparate_impact_chart"]) == ("Disparate impact per protected group", (800, 350))
+    assert embedded_chart(metadata["disparate_impact_chart"]) == (
+        "Disparate impact per protected group, the run's days pooled",
+        (800, 350),
+    )
 
     evaluations = check_results(fraud.biased)
     for model_type in SCORE_KEYS:
