@@ -138,8 +138,8 @@ def test_the_verdict_does_not_depend_on_which_of_two_groups_is_the_larger(sizes)
 
 
 def test_a_zero_rate_group_that_would_have_been_the_reference_leaves_every_ratio_defined():
-    # C (100 claims) has no flag: as the most favoured group it used to be the reference, and every other ratio
-    # was infinite. The reference is the largest group A; C is simply flagged less.
+    # C (100 claims) has no flag: as the most favoured group (the four-fifths rule's reference) it would make every
+    # other ratio infinite. The reference is the largest group A; C is simply flagged less.
     data, scores = _claims({"patient_gender": {"A": (2000, 100), "B": (1500, 72), "C": (100, 0)}})
     result = FairnessAnalyzer(data, scores, ["patient_gender"], score_threshold=1.0).analyze_attribute("patient_gender")
     by_group = {g.group: g for g in result.groups}

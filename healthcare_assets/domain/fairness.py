@@ -7,7 +7,7 @@ explicit `score_threshold`). Being flagged is the adverse outcome, so per protec
 * flag rate of every group (flagged / group size);
 * the reference group: the largest group large enough to judge, unless one is configured. Its rate is the
   best-measured one and is not zero on any realistic day (the most favoured group, the usual four-fifths
-  reference, is often a small group with no flag at all, which made every ratio infinite);
+  reference, is often a small group with no flag at all, which makes every other ratio infinite);
 * disparate impact (DI) of a group = its flag rate / the reference group's flag rate, and of the reference group
   itself = its rate / the pooled rate of the other judged groups, so an over-flagged largest group is caught too
   and the verdict does not flip with which of two near-equal groups (gender) is the larger that day;
