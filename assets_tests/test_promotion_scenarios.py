@@ -287,7 +287,7 @@ def test_b_the_bias_knob_fails_the_di_gate_and_the_champion_stays(fraud):
         assert (per_attribute["group_size"] == len(shipped)).all()
     metadata = _materialization(fraud.biased, FAIRNESS_MONITORING_KEY).metadata
     assert "| model | attribute |" in metadata["report"].value and BIASED_REGION in metadata["report"].value
-    assert "False-positive rate" in metadata["report"].value
+    assert "false-positive rate (FPR)" in metadata["report"].value
     assert embedded_chart(metadata["disparate_impact_chart"]) == (
         "Disparate impact per protected group, the run's days pooled",
         (800, 350),
