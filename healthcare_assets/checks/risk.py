@@ -132,7 +132,8 @@ def _held_out_shares(mlflow: MlflowResource, versions: list[str]) -> dict[str, f
     client = mlflow.client()
     shares: dict[str, float | None] = {}
     for version in versions:
-        params = client.get_run(client.get_model_version(MODEL_NAME, version).run_id).data.params
+        registered = client.get_model_version(mlflow.registered_name(MODEL_NAME), version)
+        params = client.get_run(registered.run_id).data.params
         shares[version] = float(params[SPLIT_TEST_SHARE_PARAM]) if SPLIT_TEST_SHARE_PARAM in params else None
     return shares
 
