@@ -121,6 +121,10 @@ def test_configured_reference_group_flagged_less_is_not_biased_but_an_over_flagg
     ).analyze_attribute("patient_gender")
     assert result.reference_group == "M"
     assert {g.group: g.disparate_impact for g in result.groups} == pytest.approx({"F": 0.5, "M": 2.0})
+    lenient = FairnessAnalyzer(
+        data, scores, ["patient_gender"], score_threshold=1.0, reference_groups={"patient_gender": "M"}, upper=2.5
+    )
+    assert lenient.analyze_attribute("patient_gender").biased_groups == []  # 2.0 is inside a band up to 2.5
     assert {g.group: g.status for g in result.groups} == {"F": fairness.BELOW_REFERENCE, "M": fairness.BIAS}
     assert result.biased_groups == ["M"] and result.below_reference_groups == ["F"]
 

@@ -149,11 +149,18 @@ def _comparison(
 
 
 def _status(
-    *, judged: bool, is_reference: bool, rate: float, comparison_rate: float | None, di: float | None, confirmed: bool
+    *,
+    judged: bool,
+    is_reference: bool,
+    rate: float,
+    comparison_rate: float | None,
+    di: float | None,
+    confirmed: bool,
+    upper: float,
 ) -> str:
     if not judged:
         return INSUFFICIENT_DATA
-    over = (di is not None and di > DI_UPPER) or (di is None and comparison_rate == 0 and rate > 0)
+    over = (di is not None and di > upper) or (di is None and comparison_rate == 0 and rate > 0)
     if over:
         return BIAS if confirmed else NOT_SIGNIFICANT
     if is_reference:
@@ -172,13 +179,15 @@ def group_fairness(
     reference_group: str | None = None,
     correct: np.ndarray | None = None,
     adjusted_p_value: float | None = None,
+    upper: float = DI_UPPER,
 ) -> AttributeFairness:
     """Rates, disparate impact and the chi-square test of one attribute.
 
     `positive` is the adverse outcome per row (flagged / predicted high risk);
     `correct` (classifiers) marks rows whose prediction matched the truth;
     `adjusted_p_value`, when the test is one of a family (see `holm_adjusted`),
-    decides whether an out-of-band DI is confirmed, instead of the test's own p-value.
+    decides whether an out-of-band DI is confirmed, instead of the test's own p-value;
+    `upper`: a ratio above it is being flagged more (DI_UPPER; FPR_RATIO_UPPER for false-positive rates).
     """
     labels = group_labels(groups.reset_index(drop=True))
     positive = np.asarray(positive, dtype=bool)
@@ -214,6 +223,7 @@ def group_fairness(
             comparison_rate=comparison_rate,
             di=di,
             confirmed=confirmed,
+            upper=upper,
         )
         accuracy = float(by_group["correct"].mean()[group]) if correct is not None else None
         results.append(
@@ -312,6 +322,7 @@ class FairnessAnalyzer:
         adjusted_p_values: Mapping[str, float | None] | None = None,
         *,
         flagged: Sequence[bool] | np.ndarray | pd.Series | None = None,
+        upper: float = DI_UPPER,
     ):
         if (fraud_scores is None) == (flagged is None):
             raise ValueError("give either fraud_scores (flags = score >= threshold) or flagged, not both")
@@ -342,6 +353,7 @@ class FairnessAnalyzer:
             )
             self.flagged = values >= self.score_threshold
         self.adjusted_p_values = dict(adjusted_p_values or {})
+        self.upper = upper
         self._results: dict[str, AttributeFairness] | None = None
 
     def analyze_attribute(self, attribute: str) -> AttributeFairness:
@@ -352,6 +364,7 @@ class FairnessAnalyzer:
             min_group_size=self.min_group_size,
             reference_group=self.reference_groups.get(attribute),
             adjusted_p_value=self.adjusted_p_values.get(attribute),
+            upper=self.upper,
         )
 
     def analyze_all_attributes(self) -> dict[str, AttributeFairness]:
