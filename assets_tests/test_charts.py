@@ -69,6 +69,21 @@ def test_bars_with_limits_cap_extreme_values_and_draw_the_lines_and_the_band():
     assert embedded_chart(value) == ("PSI per feature", (800, 350))
 
 
+def test_cut_off_and_undefined_bars_are_marked_not_drawn_silently():
+    di = {"age_group=65+": {"catboost": 4.5, "xgboost": 1.1}, "gender=U": {"catboost": None, "xgboost": 0.9}}
+    figure = charts.bars_figure(di, "DI", "DI", band=("fair band", 0.8, 1.25), cap=3.0)
+    axes = figure.axes[0]
+    containers = [c for c in axes.containers if isinstance(c, BarContainer)]
+    catboost = containers[0].patches
+    assert catboost[0].get_height() == 3.0 and catboost[0].get_hatch() == "//"  # cut off at the cap, hatched
+    assert not catboost[1].get_fill() and catboost[1].get_hatch() == "//"  # undefined: an empty outline
+    assert [text.get_text() for text in axes.texts] == ["4.5", "undefined"]
+    assert axes.get_ylim()[1] > 3.0  # room for the label above the cut-off bar
+    assert [patch.get_hatch() for patch in containers[1].patches] == [None, None]  # in range: plain bars
+    plain = charts.bars_figure({"a": 0.05, "b": 0.1}, "PSI", "PSI", cap=1.0)
+    assert len(plain.axes[0].texts) == 0 and plain.axes[0].get_ylim()[1] < 1.0  # nothing cut off: no forced scale
+
+
 def test_curve_points_are_thinned_rates_whatever_the_number_of_claims():
     rng = np.random.default_rng(3)
     labels = rng.random(20_000) < 0.05

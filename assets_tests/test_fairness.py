@@ -28,17 +28,21 @@ def _claims(rates: dict[str, dict[str, tuple[int, int]]], seed: int = 7) -> tupl
 
 
 def test_flag_rates_disparate_impact_and_chi_square_match_a_hand_computed_table():
-    # gender: F 2000 claims / 100 flagged (5 %), M 2000 / 200 (10 %), U 1000 / 80 (8 %); threshold: score 1.0
-    data, scores = _claims({"patient_gender": {"F": (2000, 100), "M": (2000, 200), "U": (1000, 80)}})
+    # gender: F 2500 claims / 125 flagged (5 %), M 2000 / 200 (10 %), U 1000 / 80 (8 %); threshold: score 1.0
+    data, scores = _claims({"patient_gender": {"F": (2500, 125), "M": (2000, 200), "U": (1000, 80)}})
     analyzer = FairnessAnalyzer(data, scores, ["patient_gender"], score_threshold=1.0)
     result = analyzer.analyze_all_attributes()["patient_gender"]
     by_group = {g.group: g for g in result.groups}
-    assert result.reference_group == "F"  # lowest flag rate = most favoured
+    assert result.reference_group == "F"  # the largest group
     assert by_group["F"].rate == pytest.approx(0.05) and by_group["F"].status == fairness.REFERENCE
     assert by_group["M"].disparate_impact == pytest.approx(2.0) and by_group["M"].status == fairness.BIAS
     assert by_group["U"].disparate_impact == pytest.approx(0.08 / 0.05) and by_group["U"].status == fairness.BIAS
+    assert by_group["M"].compared_with == "F" and by_group["M"].comparison_rate == pytest.approx(0.05)
+    # the reference itself is compared with the other groups pooled: 280 flags of 3000 claims
+    assert by_group["F"].compared_with == fairness.OTHER_GROUPS
+    assert by_group["F"].disparate_impact == pytest.approx(0.05 / (280 / 3000))
     # Pearson chi-square by hand: expected = row total * column total / n
-    observed = np.array([[100, 1900], [200, 1800], [80, 920]], dtype=float)
+    observed = np.array([[125, 2375], [200, 1800], [80, 920]], dtype=float)
     expected = observed.sum(1, keepdims=True) * observed.sum(0, keepdims=True) / observed.sum()
     assert result.chi_square == pytest.approx(((observed - expected) ** 2 / expected).sum())
     assert result.degrees_of_freedom == 2
@@ -61,11 +65,16 @@ def test_rates_and_ratio_agree_with_fairlearn_on_random_scores():
     flagged = scores >= np.percentile(scores, 95)
     for attribute, result in analyzer.analyze_all_attributes().items():
         frame = MetricFrame(metrics=selection_rate, y_true=flagged, y_pred=flagged, sensitive_features=data[attribute])
-        ours = {g.group: g.rate for g in result.groups}
-        assert ours == pytest.approx(frame.by_group.to_dict())
-        # every group is large enough, so 1 / max DI is fairlearn's min/max selection-rate ratio
+        rates = frame.by_group.to_dict()
+        assert {g.group: g.rate for g in result.groups} == pytest.approx(rates)
+        # every other group's DI is its selection rate over the largest group's
+        assert result.reference_group == data[attribute].value_counts().idxmax()
+        others = {g.group: g.disparate_impact for g in result.groups if g.group != result.reference_group}
+        assert others == pytest.approx(
+            {g: rate / rates[result.reference_group] for g, rate in rates.items() if g in others}
+        )
         ratio = demographic_parity_ratio(flagged, flagged, sensitive_features=data[attribute])
-        assert 1 / result.max_disparate_impact == pytest.approx(ratio)
+        assert min(rates.values()) / max(rates.values()) == pytest.approx(ratio)
     assert analyzer.biased_attributes == ["geographic_region"]
     assert not analyzer.fail_on_bias  # bias in one attribute only
 
@@ -103,15 +112,73 @@ def test_small_groups_are_reported_with_their_status_and_left_out_of_the_gate():
     assert result.degrees_of_freedom == 1  # the test ran over F and M only
 
 
-def test_configured_reference_group_and_lower_bound():
-    # reference M (10 %): F at 5 % has DI 0.5 < 0.8
+def test_configured_reference_group_flagged_less_is_not_biased_but_an_over_flagged_reference_is():
+    # reference M (10 %): F at 5 % has DI 0.5, flagged less: reported, never bias; M itself, compared with the
+    # other groups, is flagged twice as often: that is the bias
     data, scores = _claims({"patient_gender": {"F": (2000, 100), "M": (2000, 200)}})
     result = FairnessAnalyzer(
         data, scores, ["patient_gender"], score_threshold=1.0, reference_groups={"patient_gender": "M"}
     ).analyze_attribute("patient_gender")
     assert result.reference_group == "M"
-    assert {g.group: g.disparate_impact for g in result.groups} == pytest.approx({"F": 0.5, "M": 1.0})
+    assert {g.group: g.disparate_impact for g in result.groups} == pytest.approx({"F": 0.5, "M": 2.0})
+    lenient = FairnessAnalyzer(
+        data, scores, ["patient_gender"], score_threshold=1.0, reference_groups={"patient_gender": "M"}, upper=2.5
+    )
+    assert lenient.analyze_attribute("patient_gender").biased_groups == []  # 2.0 is inside a band up to 2.5
+    assert {g.group: g.status for g in result.groups} == {"F": fairness.BELOW_REFERENCE, "M": fairness.BIAS}
+    assert result.biased_groups == ["M"] and result.below_reference_groups == ["F"]
+
+
+@pytest.mark.parametrize("sizes", [(1900, 2100), (2100, 1900)], ids=["F smaller", "F larger"])
+def test_the_verdict_does_not_depend_on_which_of_two_groups_is_the_larger(sizes):
+    # F flagged at 10 %, M at 5 %: F is the biased group whether it is the reference (largest) or not
+    f_size, m_size = sizes
+    data, scores = _claims({"patient_gender": {"F": (f_size, f_size // 10), "M": (m_size, m_size // 20)}})
+    result = FairnessAnalyzer(data, scores, ["patient_gender"], score_threshold=1.0).analyze_attribute("patient_gender")
+    assert result.reference_group == ("F" if f_size > m_size else "M")
     assert result.biased_groups == ["F"]
+    [f_row] = [g for g in result.groups if g.group == "F"]
+    assert f_row.disparate_impact == pytest.approx(2.0, rel=0.01)
+
+
+def test_a_zero_rate_group_that_would_have_been_the_reference_leaves_every_ratio_defined():
+    # C (100 claims) has no flag: as the most favoured group (the four-fifths rule's reference) it would make every
+    # other ratio infinite. The reference is the largest group A; C is simply flagged less.
+    data, scores = _claims({"patient_gender": {"A": (2000, 100), "B": (1500, 72), "C": (100, 0)}})
+    result = FairnessAnalyzer(data, scores, ["patient_gender"], score_threshold=1.0).analyze_attribute("patient_gender")
+    by_group = {g.group: g for g in result.groups}
+    assert result.reference_group == "A"
+    assert by_group["C"].disparate_impact == 0.0 and by_group["C"].note is None
+    assert by_group["B"].disparate_impact == pytest.approx(0.048 / 0.05) and by_group["B"].status == fairness.FAIR
+    assert all(np.isfinite(g.disparate_impact) for g in result.groups)
+    assert result.biased_groups == [] and result.is_fair
+
+
+def test_a_below_average_group_is_reported_not_biased():
+    # C is flagged at 3 % against 5 % for the others: out of band below, and significant
+    data, scores = _claims({"patient_gender": {"A": (3000, 150), "B": (2000, 100), "C": (1000, 30)}})
+    result = FairnessAnalyzer(data, scores, ["patient_gender"], score_threshold=1.0).analyze_attribute("patient_gender")
+    by_group = {g.group: g for g in result.groups}
+    assert by_group["C"].disparate_impact == pytest.approx(0.6) and by_group["C"].status == fairness.BELOW_REFERENCE
+    assert by_group["A"].status == fairness.REFERENCE  # 5 % vs 130 / 3000 pooled: inside the band
+    assert result.p_value < fairness.CHI_SQUARE_ALPHA
+    assert result.status == fairness.WARNING and result.is_fair and result.biased_groups == []
+
+
+def test_an_undefined_ratio_is_none_with_its_reason_and_still_judged():
+    # the largest group A has no flag: B (10 %) against 0 has no ratio, but is flagged more beyond doubt;
+    # C has no flag either: both rates 0, nothing to compare, fair
+    data, scores = _claims({"patient_gender": {"A": (500, 0), "B": (300, 30), "C": (100, 0)}})
+    result = FairnessAnalyzer(data, scores, ["patient_gender"], score_threshold=1.0).analyze_attribute("patient_gender")
+    by_group = {g.group: g for g in result.groups}
+    assert by_group["B"].disparate_impact is None and by_group["B"].note == fairness.ZERO_COMPARISON_RATE
+    assert by_group["B"].status == fairness.BIAS
+    assert by_group["C"].disparate_impact is None and by_group["C"].note == fairness.BOTH_RATES_ZERO
+    assert by_group["C"].status == fairness.FAIR
+    assert by_group["A"].disparate_impact == 0.0  # 0 / the others' 30 of 400
+    assert result.max_disparate_impact == 0.0  # over the defined ratios only, never inf
+    summary = fairness.bias_summary({"patient_gender": result})
+    assert summary["disparate_impact"].isna().sum() == 2 and not np.isinf(summary["disparate_impact"].dropna()).any()
 
 
 def test_an_out_of_band_ratio_on_a_handful_of_flags_is_not_significant_bias():
@@ -186,11 +253,57 @@ def test_a_family_of_days_keeps_a_chance_difference_from_failing_the_gate_but_no
     clean, clean_scores = _claims({"patient_gender": {"F": (400, 20), "M": (400, 20)}})
     parts = {"marginal": marginal, "strong": strong, **{f"clean {i}": clean for i in range(12)}}
     scores = {"marginal": marginal_scores, "strong": strong_scores} | {f"clean {i}": clean_scores for i in range(12)}
-    parts = {key: part.assign(score=scores[key]) for key, part in parts.items()}
+    parts = {key: part.assign(flagged=scores[key] == 1.0) for key, part in parts.items()}
 
-    family = fairness.analyze_family(parts, "score", protected_attributes=["patient_gender"], score_threshold=1.0)
+    family = fairness.analyze_family(parts, "flagged", protected_attributes=["patient_gender"])
     assert family["marginal"].biased_attributes == []  # 14 tests: the chance difference is not confirmed
     marginal_groups = {g.group: g.status for g in family["marginal"].analyze_all_attributes()["patient_gender"].groups}
     assert marginal_groups["M"] == fairness.NOT_SIGNIFICANT
     assert family["strong"].biased_attributes == ["patient_gender"]
     assert all(family[f"clean {i}"].biased_attributes == [] for i in range(12))
+
+
+def test_stored_flags_are_judged_as_given_and_must_align():
+    # the flags that ship, not a recomputed threshold: 9 of 10 claims flagged is a 90 % rate
+    data = pd.DataFrame({"patient_gender": ["F"] * 5 + ["M"] * 5})
+    flagged = np.array([True] * 9 + [False])
+    analyzer = FairnessAnalyzer(data, flagged=flagged, protected_attributes=["patient_gender"], min_group_size=1)
+    assert analyzer.score_threshold is None
+    assert {g.group: g.rate for g in analyzer.analyze_attribute("patient_gender").groups} == {"F": 1.0, "M": 0.8}
+    with pytest.raises(ValueError, match="either fraud_scores"):
+        FairnessAnalyzer(data, np.zeros(10), ["patient_gender"], flagged=flagged)
+    with pytest.raises(ValueError, match="9 flags for 10 rows"):
+        FairnessAnalyzer(data, flagged=flagged[:9], protected_attributes=["patient_gender"])
+
+
+def _labelled(groups: dict[str, tuple[int, int, int, int]]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """{age group: (legitimate claims, of them flagged, frauds, of them flagged)} -> rows, flags, fraud labels."""
+    rows, flags, frauds = [], [], []
+    for group, (legitimate, false_positives, fraud, caught) in groups.items():
+        rows += [group] * (legitimate + fraud)
+        flags += [True] * false_positives + [False] * (legitimate - false_positives)
+        flags += [True] * caught + [False] * (fraud - caught)
+        frauds += [False] * legitimate + [True] * fraud
+    return pd.DataFrame({"patient_age_group": rows}), np.array(flags), np.array(frauds)
+
+
+def test_false_positive_rate_parity_detects_a_doubled_rate_that_flag_rates_hide():
+    # both groups are flagged at 8 %, so disparate impact is 1.0; but the 65+ group's flags all fall on
+    # legitimate claims (8 % FPR) while the other group's include its 40 frauds (40 of 960 legitimate, 4.2 %)
+    data, flags, frauds = _labelled({"65+": (1000, 80, 0, 0), "35-49": (960, 40, 40, 40)})
+    flag_rates = FairnessAnalyzer(data, flagged=flags, protected_attributes=["patient_age_group"])
+    assert flag_rates.analyze_attribute("patient_age_group").max_disparate_impact == pytest.approx(1.0)
+
+    result = fairness.false_positive_rate_fairness(data, flags, frauds, protected_attributes=["patient_age_group"])
+    by_group = {g.group: g for g in result["patient_age_group"].groups}
+    assert by_group["65+"].size == 1000 and by_group["35-49"].size == 960  # legitimate claims only
+    assert by_group["65+"].rate == pytest.approx(0.08) and by_group["35-49"].rate == pytest.approx(40 / 960)
+    assert by_group["65+"].disparate_impact == pytest.approx(0.08 / (40 / 960))  # the reference vs the rest
+    assert by_group["65+"].status == fairness.BIAS and result["patient_age_group"].biased_groups == ["65+"]
+
+    equal = fairness.false_positive_rate_fairness(
+        *_labelled({"65+": (1000, 40, 0, 0), "35-49": (960, 39, 40, 40)}), protected_attributes=["patient_age_group"]
+    )
+    assert equal["patient_age_group"].biased_groups == []
+    with pytest.raises(ValueError, match="no legitimate rows"):
+        fairness.false_positive_rate_fairness(data.head(2), flags[:2], np.array([True, True]))

@@ -112,8 +112,17 @@ def test_default_data_passes_every_promotion_gate_with_margin(trained):
     test, predictions = trained
     metrics = risk.metrics(test, predictions)
     gates = risk.evaluate_gates(metrics)
-    assert [gate.name for gate in gates] == ["risk_score_r2_gate", "risk_score_mae_gate", "high_risk_accuracy_gate"]
+    assert [gate.name for gate in gates] == [
+        "risk_score_r2_gate",
+        "risk_score_mae_gate",
+        "high_risk_accuracy_gate",
+        "high_risk_balanced_accuracy_gate",
+        "high_risk_roc_auc_gate",
+    ]
     assert all(gate.passed for gate in gates), [gate.describe() for gate in gates]
+    # accuracy is read beside what always predicting "not high risk" scores
+    assert metrics["majority_baseline_accuracy"] == pytest.approx(1 - test["high_risk"].mean(), abs=1e-4)
+    assert metrics["high_risk_accuracy"] > metrics["majority_baseline_accuracy"]
     assert metrics["risk_score_r2"] >= risk.MIN_R2 + 0.1
     assert metrics["total_cost_r2"] > 0.5
     assert set(predictions.columns) == set(risk.PREDICTION_COLUMNS)
@@ -129,6 +138,47 @@ def test_degraded_model_fails_the_risk_score_gates(members):
     assert not gates["risk_score_r2_gate"].passed
     assert gates["risk_score_r2_gate"].margin < 0
     assert not gates["risk_score_mae_gate"].passed
+
+
+def test_a_classifier_that_never_predicts_high_risk_fails_the_promotion_gates(members):
+    from sklearn.dummy import DummyClassifier
+
+    train, test = risk.split(members)
+    fitted = risk.train(train, train)
+    # a real, trivial classifier: always the majority class ("not high risk"), a constant probability
+    never = DummyClassifier(strategy="most_frequent").fit(risk.model_matrix(train).fillna(-1.0), train["high_risk"])
+    trivial = replace(fitted, high_risk=never)
+    predictions = trivial.predict(test)
+    assert not predictions["high_risk_prediction"].any()
+    metrics = risk.metrics(test, predictions)
+    gates = {gate.name: gate for gate in risk.evaluate_gates(metrics)}
+    # its accuracy is the majority baseline, far above the 0.60 gate: accuracy alone would promote it
+    assert metrics["high_risk_accuracy"] == metrics["majority_baseline_accuracy"] > risk.MIN_HIGH_RISK_ACCURACY
+    assert gates["high_risk_accuracy_gate"].passed
+    assert gates["high_risk_accuracy_gate"].baseline == metrics["majority_baseline_accuracy"]
+    assert "majority_baseline_accuracy" in gates["high_risk_accuracy_gate"].describe()
+    for name in ("high_risk_balanced_accuracy_gate", "high_risk_roc_auc_gate"):
+        assert gates[name].observed == 0.5 and not gates[name].passed and gates[name].margin < 0
+
+
+def test_a_metric_that_cannot_be_computed_fails_its_gate(members):
+    _, test = risk.split(members)
+    only_low_risk = test[~test["high_risk"]]
+    predictions = risk.train(*[risk.split(members)[0]] * 2).predict(only_low_risk)
+    metrics = risk.metrics(only_low_risk, predictions)
+    assert "high_risk_roc_auc" not in metrics  # one class only: ROC-AUC is undefined
+    gate = {g.name: g for g in risk.evaluate_gates(metrics)}["high_risk_roc_auc_gate"]
+    assert not gate.passed and gate.margin is None and "undefined" in gate.describe()
+
+
+def test_the_spark_hold_out_matches_the_training_split(members, spark):
+    from pyspark.sql import functions as F
+
+    from healthcare_assets.transforms.risk import is_test_member
+
+    keys = spark.createDataFrame(members[["member_key"]])
+    held_out = {row[0] for row in keys.where(is_test_member(F.col("member_key"), risk.TEST_SHARE)).collect()}
+    assert held_out == set(risk.split(members)[1]["member_key"])
 
 
 def test_shuffled_labels_fail_the_r2_gate(members):

@@ -107,7 +107,23 @@ def test_training_passes_the_gates_promotes_and_scores_every_member_daily(pipeli
     assert predictions["risk_score"].between(0, 100).all()
     assert (predictions["model_version"] == str(champion.version)).all()
     assert checks[("gold/member_risk_predictions", "daily_prediction_volume")].passed
-    assert checks[("gold/member_risk_predictions", "risk_score_mae_drift")].passed
+    mae = checks[("gold/member_risk_predictions", "risk_score_mae_drift")]
+    assert mae.passed
+    # judged on the members the model did not train on: about a quarter of those scored, never all of them
+    held_out = predictions["member_key"].map(risk.is_test_member)
+    for day, members in mae.metadata["held_out_members_by_day"].value.items():
+        scored = predictions[predictions["ingest_date"] == date.fromisoformat(day)]
+        assert 0 < members <= int(held_out[scored.index].sum()) < len(scored)
+    assert mae.metadata["test_share"].value == {str(champion.version): risk.TEST_SHARE}
+    assert model["split"].value == {"rule": risk.SPLIT_RULE, "test_share": risk.TEST_SHARE}
+    assert run.data.params["split_test_share"] == str(risk.TEST_SHARE)
+    # accuracy is recorded beside the majority-class baseline, and the gates a trivial classifier fails ran
+    assert (
+        gates["high_risk_accuracy_gate"]["majority_baseline_accuracy"]
+        == model["metrics"].value["majority_baseline_accuracy"]
+    )
+    assert checks[("risk/member_risk_model", "high_risk_balanced_accuracy_gate")].passed
+    assert checks[("risk/member_risk_model", "high_risk_roc_auc_gate")].passed
 
 
 def test_outreach_list_has_one_explained_row_per_member(pipeline):
@@ -202,6 +218,28 @@ def test_the_audit_log_is_an_asset_that_summarises_every_decision(pipeline):
     assert MODEL_NAME in metadata["latest_decisions"].value
     columns = {c.name for c in metadata["dagster/column_schema"].value.columns}
     assert columns == set(audit.columns)
+
+
+def test_monitoring_mae_ignores_the_members_the_model_trained_on(pipeline, spark):
+    storage = DeltaStorage(spark, pipeline.settings.lakehouse_root)
+    ref = TableRef.from_path(MEMBER_RISK_PREDICTIONS_KEY.path)
+    day = date(2026, 1, 2)
+    stored = storage.read(ref, day, day).toPandas()
+    before = check_results(run_checks(pipeline, day, job="model_output_checks"))
+    before = before[("gold/member_risk_predictions", "risk_score_mae_drift")]
+    # every training member's score is now as wrong as a score can be; the held-out members' are untouched
+    trained = ~stored["member_key"].map(risk.is_test_member)
+    spoiled = stored.copy()
+    spoiled.loc[trained, "risk_score"] = (100 - spoiled.loc[trained, "risk_score"]).where(
+        spoiled.loc[trained, "risk_score"] < 50, 0.0
+    )
+    storage.replace_days(spark.createDataFrame(spoiled, schema=storage.read(ref).schema), ref, day, day)
+
+    after = check_results(run_checks(pipeline, day, job="model_output_checks"))
+    after = after[("gold/member_risk_predictions", "risk_score_mae_drift")]
+    assert after.passed
+    assert after.metadata["mae_by_day"].value == before.metadata["mae_by_day"].value
+    assert after.metadata["held_out_members_by_day"].value == before.metadata["held_out_members_by_day"].value
 
 
 def test_monitoring_fails_on_low_volume_and_mae_drift(pipeline, spark):

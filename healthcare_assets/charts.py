@@ -25,7 +25,7 @@ WIDE = (8.0, 3.5)  # inches: room for a dozen or more labelled bars or a legend 
 # threshold lines in the order they are given (e.g. WARN then ERROR, p95 then p99)
 LIMIT_COLOURS = ("tab:orange", "tab:red", "tab:purple", "tab:brown")
 
-BarValues = Mapping[str, float] | Mapping[str, Mapping[str, float]]
+BarValues = Mapping[str, float | None] | Mapping[str, Mapping[str, float | None]]  # None: undefined
 Curve = tuple[Sequence[float], Sequence[float]]
 
 
@@ -69,26 +69,45 @@ def bars_figure(
 ) -> Figure:
     """Bars of label -> value, or grouped bars of group -> {series -> value}; optional threshold lines
     (`limits`, label -> y), a shaded `band` (label, low, high) and a `cap` above which bars are cut off
-    (so one extreme value does not flatten the lines everyone compares against). `set_apart` (legend text,
-    labels) draws those labels' bars grey and hatched, marked "*", e.g. values a gate does not judge."""
+    (so one extreme value does not flatten the lines everyone compares against). A cut-off bar is hatched and
+    labelled with its value; an undefined value (None) is drawn as an empty outlined bar labelled "undefined".
+    `set_apart` (legend text, labels) draws those labels' bars grey and hatched, marked "*", e.g. values a gate
+    does not judge."""
     figure, axes = new_figure(*size)
     groups = list(values)
+    clipped = []
 
-    def shown(value: float) -> float:
-        return min(value, cap) if cap is not None else value
+    def draw(positions: list[float], heights: list[float | None], **style):
+        shown = [0.0 if h is None else min(h, cap) if cap is not None else h for h in heights]
+        bars = axes.bar(positions, shown, **style)
+        top = cap if cap is not None else max((h for h in shown), default=0.0) or 1.0
+        for bar, height in zip(bars, heights, strict=True):
+            if height is None:
+                bar.set_height(top * 0.15)
+                bar.set_fill(False)
+                bar.set_hatch("//")
+                text = "undefined"
+            elif cap is not None and height > cap:
+                bar.set_hatch("//")
+                clipped.append(height)
+                text = f"{height:.3g}"
+            else:
+                continue
+            x = bar.get_x() + bar.get_width() / 2
+            axes.annotate(text, (x, bar.get_height()), ha="center", va="bottom", fontsize="x-small", rotation=90)
+        return bars
 
     legend = bool(limits or band)
     if groups and isinstance(values[groups[0]], Mapping):
         series = sorted({name for group in groups for name in values[group]})  # type: ignore[union-attr]
         width = 0.8 / max(len(series), 1)
         for index, name in enumerate(series):
-            heights = [shown(values[group].get(name, 0)) for group in groups]  # type: ignore[union-attr]
-            positions = [position + index * width for position in range(len(groups))]
-            axes.bar(positions, heights, width=width, label=name)
+            heights = [values[group].get(name, 0) for group in groups]  # type: ignore[union-attr]
+            draw([position + index * width for position in range(len(groups))], heights, width=width, label=name)
         ticks = [position + width * (len(series) - 1) / 2 for position in range(len(groups))]
         legend = legend or bool(series)
     else:
-        bars = axes.bar(groups, [shown(values[group]) for group in groups])  # type: ignore[arg-type]
+        bars = draw(list(range(len(groups))), [values[group] for group in groups])  # type: ignore[misc]
         ticks = list(range(len(groups)))
         if set_apart is not None:
             note, apart = set_apart
@@ -99,6 +118,8 @@ def bars_figure(
                     label = "_nolegend_"  # one legend entry for them all
             legend = legend or any(group in apart for group in groups)
             groups = [f"{group} *" if group in apart else group for group in groups]
+    if cap is not None and clipped:
+        axes.set_ylim(top=cap * 1.25)  # room for the labels of the cut-off bars
     if band is not None:
         label, low, high = band
         axes.axhspan(low, high, color="green", alpha=0.15, zorder=0, label=label)  # behind the bars

@@ -27,6 +27,7 @@ MEMBER_RISK_PREDICTIONS_KEY = dg.AssetKey(["gold", "member_risk_predictions"])
 MEMBER_FEATURES_REF = TableRef.from_path(MEMBER_FEATURES_KEY.path)
 RISK_OWNERS = ["team:risk-ml"]
 MODEL_KINDS = {"scikitlearn", "mlflow"}
+SPLIT_TEST_SHARE_PARAM = "split_test_share"  # MLflow parameter of every training run: its hold-out share
 # The gate checks the promotion re-verifies (checks/risk.py defines them with these names).
 PROMOTION_CHECK_KEYS = [dg.AssetCheckKey(MEMBER_RISK_MODEL_KEY, gate.name) for gate in risk.PROMOTION_GATES]
 # The fairness gate of the high-risk classifier: accuracy parity per group (a warning check, but it blocks promotion).
@@ -71,6 +72,7 @@ def _gate_metadata(gates: list[risk.Gate]) -> dict:
             "observed": gate.observed,
             "threshold": gate.threshold,
             "margin": gate.margin,
+            **({gate.baseline_metric: gate.baseline} if gate.baseline_metric else {}),
         }
         for gate in gates
     }
@@ -100,7 +102,7 @@ def member_risk_model(
     from healthcare_assets.domain.risk_pyfunc import MemberRiskModel
 
     frame, features_version, as_of = _training_frame(lakehouse, privacy)
-    train, test = risk.split(frame)
+    train, test = risk.split(frame, risk.TEST_SHARE)
     if len(train) < 50 or len(test) < 20 or train["high_risk"].nunique() < 2:
         raise dg.Failure(
             f"too few labelled members to train ({len(train)} train, {len(test)} test, "
@@ -125,6 +127,9 @@ def member_risk_model(
                 "train_members": len(train),
                 "test_members": len(test),
                 "high_risk_cut": risk.HIGH_RISK_CUT,
+                # monitoring reads the split back to judge held-out members only
+                SPLIT_TEST_SHARE_PARAM: risk.TEST_SHARE,
+                "split_rule": risk.SPLIT_RULE,
             }
         )
         mlflow_api.log_metrics(metrics)
@@ -154,6 +159,7 @@ def member_risk_model(
             "as_of_date": dg.MetadataValue.text(as_of),
             "train_members": dg.MetadataValue.int(len(train)),
             "test_members": dg.MetadataValue.int(len(test)),
+            "split": dg.MetadataValue.json({"rule": risk.SPLIT_RULE, "test_share": risk.TEST_SHARE}),
         }
     )
 

@@ -3,7 +3,8 @@
 Promotion gates (ERROR, blocking) read the metrics the training run recorded on
 its materialisation; `registered_risk_model` re-verifies their results before it
 moves the `champion` alias. Bias testing reports high-risk accuracy per
-demographic group and warns on a parity gap.
+demographic group and warns on a parity gap. The monitoring MAE judges the
+members the scoring model did not train on (its recorded hold-out).
 """
 
 import dagster as dg
@@ -16,6 +17,7 @@ from healthcare_assets.assets.risk import (
     MEMBER_RISK_PREDICTIONS_KEY,
     MODEL_NAME,
     REGISTERED_RISK_MODEL_KEY,
+    SPLIT_TEST_SHARE_PARAM,
 )
 from healthcare_assets.catalog import gate_metadata
 from healthcare_assets.checks.promotion import champion_is_the_promoted_version
@@ -23,8 +25,9 @@ from healthcare_assets.checks.quality import TableRules, _key_check, _rules_chec
 from healthcare_assets.domain import risk
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
+from healthcare_assets.resources.mlflow import MlflowResource
 from healthcare_assets.resources.privacy import PrivacyResource
-from healthcare_assets.transforms.risk import risk_labels
+from healthcare_assets.transforms.risk import is_test_member, risk_labels
 
 PREDICTIONS_REF = TableRef.from_path(MEMBER_RISK_PREDICTIONS_KEY.path)
 
@@ -38,17 +41,18 @@ def _model_metadata(context: dg.AssetCheckExecutionContext) -> dict:
 
 def _promotion_gate(gate: risk.Gate) -> dg.AssetChecksDefinition:
     relation = ">=" if gate.higher_is_better else "<="
+    beside = f" (recorded beside {gate.baseline_metric})" if gate.baseline_metric else ""
 
     @dg.asset_check(
         asset=MEMBER_RISK_MODEL_KEY,
         name=gate.name,
         blocking=True,
         metadata=gate_metadata(blocking=True),
-        description=f"Promotion gate: {gate.metric} on held-out members must be {relation} {gate.threshold}.",
+        description=f"Promotion gate: {gate.metric} on held-out members must be {relation} {gate.threshold}{beside}.",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         metadata = _model_metadata(context)
-        result = gate.evaluate(metadata["metrics"][gate.metric])
+        result = gate.evaluate_on(metadata["metrics"])
         return dg.AssetCheckResult(
             passed=result.passed,
             severity=dg.AssetCheckSeverity.ERROR,
@@ -57,6 +61,7 @@ def _promotion_gate(gate: risk.Gate) -> dg.AssetChecksDefinition:
                 "observed": result.observed,
                 "threshold": result.threshold,
                 "margin": result.margin,
+                **({result.baseline_metric: result.baseline} if result.baseline_metric else {}),
                 "model_version": metadata["model_version"],
             },
         )
@@ -122,41 +127,75 @@ def daily_prediction_volume(
     )
 
 
+def _held_out_shares(mlflow: MlflowResource, versions: list[str]) -> dict[str, float | None]:
+    """Registry version -> the hold-out share its training run recorded (None when it recorded none)."""
+    client = mlflow.client()
+    shares: dict[str, float | None] = {}
+    for version in versions:
+        registered = client.get_model_version(mlflow.registered_name(MODEL_NAME), version)
+        params = client.get_run(registered.run_id).data.params
+        shares[version] = float(params[SPLIT_TEST_SHARE_PARAM]) if SPLIT_TEST_SHARE_PARAM in params else None
+    return shares
+
+
 @dg.asset_check(
     metadata=gate_metadata(blocking=True),
     asset=MEMBER_RISK_PREDICTIONS_KEY,
     blocking=True,
-    description=f"Monitoring: risk-score MAE against each day's actuarial risk file stays <= {risk.MAX_MONITORED_MAE}.",
+    description=f"Monitoring: risk-score MAE against each day's actuarial risk file stays <= {risk.MAX_MONITORED_MAE}, "
+    "over the members the scoring model did not train on (its recorded hash hold-out).",
 )
 def risk_score_mae_drift(
-    context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource, privacy: PrivacyResource
+    context: dg.AssetCheckExecutionContext,
+    lakehouse: LakehouseResource,
+    privacy: PrivacyResource,
+    mlflow: MlflowResource,
 ) -> dg.AssetCheckResult:
     storage = lakehouse.storage()
     days = run_days_if_partitioned(context)
     predictions = storage.read(PREDICTIONS_REF, *((days[0], days[-1]) if days else ()))
     days = days or sorted(row[0] for row in predictions.select(PARTITION_COLUMN).distinct().collect())
-    mae_by_day, unlabelled = {}, []
+    versions = sorted(str(row[0]) for row in predictions.select("model_version").distinct().collect())
+    shares = _held_out_shares(mlflow, versions)
+    unknown = [version for version, share in shares.items() if share is None]
+    held_out = F.lit(False)
+    for version, share in shares.items():
+        if share is not None:
+            held_out = held_out | ((F.col("model_version") == version) & is_test_member(F.col("member_key"), share))
+    mae_by_day, members_by_day, unlabelled = {}, {}, []
     for day in days:
         try:
             labels = risk_labels(predictions.sparkSession, lakehouse.landing_root, day, privacy.key())
         except FileNotFoundError:
             unlabelled.append(day.isoformat())
             continue
-        scored = predictions.where(F.col(PARTITION_COLUMN) == F.lit(day)).select("member_key", "risk_score")
+        scored = predictions.where((F.col(PARTITION_COLUMN) == F.lit(day)) & held_out).select(
+            "member_key", "risk_score"
+        )
         row = (
             scored.join(labels.withColumnRenamed("risk_score", "label"), "member_key")
             .agg(F.avg(F.abs(F.col("risk_score") - F.col("label"))).alias("mae"), F.count("*").alias("n"))
             .collect()[0]
         )
+        members_by_day[day.isoformat()] = int(row["n"])
         if row["n"]:
             mae_by_day[day.isoformat()] = round(float(row["mae"]), 4)
     drifted = {day: mae for day, mae in mae_by_day.items() if mae > risk.MAX_MONITORED_MAE}
+    if unknown:
+        description = f"model version(s) {', '.join(unknown)} recorded no train/test split: retrain to monitor them"
+    elif not mae_by_day:
+        description = "not judged: no held-out member has a label on the run's days"
+    else:
+        description = f"MAE over {min(members_by_day.values())}-{max(members_by_day.values())} held-out members a day"
     return dg.AssetCheckResult(
-        passed=not drifted,
+        passed=not drifted and not unknown,
         severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
         metadata={
             "max_mae": risk.MAX_MONITORED_MAE,
             "mae_by_day": dg.MetadataValue.json(mae_by_day),
+            "held_out_members_by_day": dg.MetadataValue.json(members_by_day),
+            "test_share": dg.MetadataValue.json({version: share for version, share in shares.items()}),
             "worst_mae": max(mae_by_day.values(), default=0.0),
             "days_above_max": dg.MetadataValue.json(drifted),
             "days_without_labels": dg.MetadataValue.json(unlabelled),

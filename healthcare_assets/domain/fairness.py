@@ -1,26 +1,30 @@
 """Fairness of fraud flags and risk classifications across protected groups.
 
-A claim is *flagged* when its fraud score reaches the threshold (the
-`threshold_percentile` of the scores, or an explicit score threshold). Being
-flagged is the adverse outcome, so per protected attribute:
+A claim is *flagged* when the model that ships flags it (the scored table's stored `is_flagged_p95`), or, for
+an analysis of raw scores, when its score reaches a threshold (`threshold_percentile` of the scores or an
+explicit `score_threshold`). Being flagged is the adverse outcome, so per protected attribute:
 
-* flag rate of every group;
-* disparate impact (DI) of a group = its flag rate / the reference group's flag
-  rate. The reference is the most favoured group (the lowest flag rate among
-  groups large enough to judge) unless one is configured. DI outside
-  [DI_LOWER, DI_UPPER] is bias when the chi-square test below confirms the
-  difference (p < CHI_SQUARE_ALPHA), as the four-fifths rule is applied with a
-  significance test on small samples; an unconfirmed one is reported as
-  `not_significant` (a handful of flags per group swings a ratio far out of band).
-  When many days and attributes are judged at once (`analyze_family`), the
-  confirming p-value is Holm-Bonferroni adjusted over all of them, so a clean
-  run of 14 days x 3 attributes does not raise a chance alarm;
-* Pearson's chi-square test of independence of flag and group (no continuity
-  correction) over the groups large enough to judge; p < CHI_SQUARE_ALPHA is a
-  warning;
-* groups smaller than `min_group_size` are reported with status
-  `insufficient_data` and take no part in the reference choice, the DI gate or
-  the test.
+* flag rate of every group (flagged / group size);
+* the reference group: the largest group large enough to judge, unless one is configured. Its rate is the
+  best-measured one and is not zero on any realistic day (the most favoured group, the usual four-fifths
+  reference, is often a small group with no flag at all, which makes every other ratio infinite);
+* disparate impact (DI) of a group = its flag rate / the reference group's flag rate, and of the reference group
+  itself = its rate / the pooled rate of the other judged groups, so an over-flagged largest group is caught too
+  and the verdict does not flip with which of two near-equal groups (gender) is the larger that day;
+* the harm is being flagged MORE: a DI above DI_UPPER is bias when the chi-square test below confirms the
+  difference (p < CHI_SQUARE_ALPHA; unconfirmed: `not_significant`, since a handful of flags per group swings a
+  ratio far out of band). A group flagged less (DI below DI_LOWER, confirmed) is `below_reference`: reported,
+  never bias. When many days and attributes are judged at once (`analyze_family`), the confirming p-value is
+  Holm-Bonferroni adjusted over all of them, so a clean run of 14 days x 3 attributes raises no chance alarm;
+* a ratio whose comparison rate is 0 is undefined: `disparate_impact` is None and `note` says why (never inf or
+  a sentinel). A group flagged at all against a comparison rate of 0 is still bias once the test confirms it;
+* Pearson's chi-square test of independence of flag and group (no continuity correction) over the groups large
+  enough to judge; p < CHI_SQUARE_ALPHA is a warning (dependence in either direction);
+* groups smaller than `min_group_size` are reported with status `insufficient_data` and take no part in the
+  reference choice, the DI gate or the test.
+
+False-positive-rate parity is the same analysis over the legitimate claims of labelled days: a group's flag
+rate there is its false-positive rate, and its ratio to the reference group's is judged against FPR_RATIO_UPPER.
 
 `fail_on_bias`: bias in more than MAX_BIASED_ATTRIBUTES attributes fails the run.
 Every threshold of the fairness gates is a constant below.
@@ -40,6 +44,8 @@ from healthcare_assets.domain.features import PROTECTED_ATTRIBUTES
 # --- governance thresholds (seeds 002/003) -------------------------------------------------
 DI_LOWER = 0.8
 DI_UPPER = 1.25
+# a group's false-positive rate above this multiple of the reference group's is a parity warning
+FPR_RATIO_UPPER = DI_UPPER
 CHI_SQUARE_ALPHA = 0.05
 DEFAULT_THRESHOLD_PERCENTILE = 95.0
 DEFAULT_MIN_GROUP_SIZE = 30
@@ -47,15 +53,23 @@ DEFAULT_MIN_GROUP_SIZE = 30
 MAX_BIASED_ATTRIBUTES = 1
 
 MISSING_GROUP = "<missing>"
+OTHER_GROUPS = "<other groups>"  # what the reference group's own ratio compares it with
 
 # group statuses
 FAIR = "fair"
-BIAS = "bias"
+BIAS = "bias"  # flagged more than its comparison, beyond the band, confirmed by the test
+BELOW_REFERENCE = "below_reference"  # flagged less than the reference, beyond the band, confirmed: never bias
 NOT_SIGNIFICANT = "not_significant"  # DI out of band, but the chi-square test does not confirm it
 REFERENCE = "reference"
 INSUFFICIENT_DATA = "insufficient_data"
+JUDGED = (FAIR, BIAS, BELOW_REFERENCE, NOT_SIGNIFICANT, REFERENCE)  # statuses of groups large enough to judge
 # attribute statuses (plus FAIR, BIAS, INSUFFICIENT_DATA)
 WARNING = "warning"
+
+# why a disparate impact is undefined
+ZERO_COMPARISON_RATE = "undefined: the comparison rate is 0"
+BOTH_RATES_ZERO = "undefined: both rates are 0"
+NOTHING_TO_COMPARE = "undefined: no other group large enough to compare with"
 
 
 @dataclass(frozen=True)
@@ -65,8 +79,11 @@ class GroupFairness:
     size: int
     positives: int  # flagged claims, or high-risk predictions for a classifier
     rate: float  # flag rate / selection rate
-    disparate_impact: float | None  # rate / reference rate; inf when the reference rate is 0
+    compared_with: str | None  # the reference group, or OTHER_GROUPS for the reference group itself
+    comparison_rate: float | None
+    disparate_impact: float | None  # rate / comparison_rate; None when undefined (see `note`)
     status: str
+    note: str | None = None  # why the disparate impact is undefined
     accuracy: float | None = None  # classifiers only
 
 
@@ -77,6 +94,7 @@ class AttributeFairness:
     groups: tuple[GroupFairness, ...]
     chi_square: float | None
     p_value: float | None
+    confirming_p_value: float | None  # the p-value that confirms an out-of-band DI (Holm-adjusted in a family)
     degrees_of_freedom: int | None
     min_disparate_impact: float | None
     max_disparate_impact: float | None
@@ -90,15 +108,22 @@ class AttributeFairness:
     def biased_groups(self) -> list[str]:
         return [g.group for g in self.groups if g.status == BIAS]
 
+    @property
+    def below_reference_groups(self) -> list[str]:
+        return [g.group for g in self.groups if g.status == BELOW_REFERENCE]
 
-def _group_labels(values: pd.Series) -> pd.Series:
+
+def group_labels(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), MISSING_GROUP).astype(str)
 
 
-def _disparate_impact(rate: float, reference_rate: float) -> float:
-    if reference_rate > 0:
-        return rate / reference_rate
-    return 1.0 if rate == 0 else float("inf")
+def disparate_impact(rate: float, comparison_rate: float | None) -> tuple[float | None, str | None]:
+    """rate / comparison_rate, or None with the reason when the ratio is undefined."""
+    if comparison_rate is None:
+        return None, NOTHING_TO_COMPARE
+    if comparison_rate > 0:
+        return rate / comparison_rate, None
+    return None, BOTH_RATES_ZERO if rate == 0 else ZERO_COMPARISON_RATE
 
 
 def _chi_square(table: pd.DataFrame) -> tuple[float | None, float | None, int | None]:
@@ -107,6 +132,42 @@ def _chi_square(table: pd.DataFrame) -> tuple[float | None, float | None, int | 
         return None, None, None
     statistic, p_value, dof, _ = chi2_contingency(table.to_numpy(), correction=False)
     return float(statistic), float(p_value), int(dof)
+
+
+def _comparison(
+    group: str, reference: str | None, eligible: list[str], sizes: pd.Series, positives: pd.Series
+) -> tuple[str | None, float | None]:
+    """What a group's ratio compares it with: the reference group, or for the reference the other judged groups."""
+    if reference is None:
+        return None, None
+    if group != reference:
+        return reference, float(positives[reference] / sizes[reference])
+    others = [g for g in eligible if g != reference]
+    if not others:
+        return None, None
+    return OTHER_GROUPS, float(positives[others].sum() / sizes[others].sum())
+
+
+def _status(
+    *,
+    judged: bool,
+    is_reference: bool,
+    rate: float,
+    comparison_rate: float | None,
+    di: float | None,
+    confirmed: bool,
+    upper: float,
+) -> str:
+    if not judged:
+        return INSUFFICIENT_DATA
+    over = (di is not None and di > upper) or (di is None and comparison_rate == 0 and rate > 0)
+    if over:
+        return BIAS if confirmed else NOT_SIGNIFICANT
+    if is_reference:
+        return REFERENCE
+    if di is not None and di < DI_LOWER:
+        return BELOW_REFERENCE if confirmed else NOT_SIGNIFICANT
+    return FAIR
 
 
 def group_fairness(
@@ -118,15 +179,17 @@ def group_fairness(
     reference_group: str | None = None,
     correct: np.ndarray | None = None,
     adjusted_p_value: float | None = None,
+    upper: float = DI_UPPER,
 ) -> AttributeFairness:
     """Rates, disparate impact and the chi-square test of one attribute.
 
     `positive` is the adverse outcome per row (flagged / predicted high risk);
     `correct` (classifiers) marks rows whose prediction matched the truth;
     `adjusted_p_value`, when the test is one of a family (see `holm_adjusted`),
-    decides whether an out-of-band DI is confirmed, instead of the test's own p-value.
+    decides whether an out-of-band DI is confirmed, instead of the test's own p-value;
+    `upper`: a ratio above it is being flagged more (DI_UPPER; FPR_RATIO_UPPER for false-positive rates).
     """
-    labels = _group_labels(groups.reset_index(drop=True))
+    labels = group_labels(groups.reset_index(drop=True))
     positive = np.asarray(positive, dtype=bool)
     if len(labels) != len(positive):
         raise ValueError(f"{attribute}: {len(labels)} group values but {len(positive)} outcomes")
@@ -142,35 +205,44 @@ def group_fairness(
     if reference_group is not None and reference_group not in sizes.index:
         raise ValueError(f"{attribute}: reference group {reference_group!r} does not occur in the data")
     if reference_group is None and eligible:
-        reference_group = str(rates[eligible].idxmin())  # most favoured: the lowest adverse rate
+        reference_group = str(sizes[eligible].idxmax())  # the largest (ties: the first by name)
 
-    reference_rate = float(rates[reference_group]) if reference_group is not None else None
     table = pd.DataFrame({"positive": positives[eligible], "negative": sizes[eligible] - positives[eligible]})
     chi_square, p_value, dof = _chi_square(table)
     confirming = p_value if adjusted_p_value is None else adjusted_p_value
-    significant = confirming is not None and confirming < CHI_SQUARE_ALPHA
+    confirmed = confirming is not None and confirming < CHI_SQUARE_ALPHA
     results = []
     for group in sizes.index:
-        size = int(sizes[group])
-        di = None if reference_rate is None else _disparate_impact(float(rates[group]), reference_rate)
-        if size < min_group_size:
-            status = INSUFFICIENT_DATA
-        elif group == reference_group:
-            status = REFERENCE
-        elif di is not None and not DI_LOWER <= di <= DI_UPPER:
-            status = BIAS if significant else NOT_SIGNIFICANT
-        else:
-            status = FAIR
+        compared_with, comparison_rate = _comparison(group, reference_group, eligible, sizes, positives)
+        rate = float(rates[group])
+        di, note = disparate_impact(rate, comparison_rate)
+        status = _status(
+            judged=group in eligible,
+            is_reference=group == reference_group,
+            rate=rate,
+            comparison_rate=comparison_rate,
+            di=di,
+            confirmed=confirmed,
+            upper=upper,
+        )
         accuracy = float(by_group["correct"].mean()[group]) if correct is not None else None
         results.append(
-            GroupFairness(attribute, str(group), size, int(positives[group]), float(rates[group]), di, status, accuracy)
+            GroupFairness(
+                attribute,
+                str(group),
+                int(sizes[group]),
+                int(positives[group]),
+                rate,
+                compared_with,
+                comparison_rate,
+                di,
+                status,
+                note,
+                accuracy,
+            )
         )
 
-    judged = [
-        g.disparate_impact
-        for g in results
-        if g.status in (FAIR, BIAS, REFERENCE, NOT_SIGNIFICANT) and g.disparate_impact is not None
-    ]
+    judged = [g.disparate_impact for g in results if g.status in JUDGED and g.disparate_impact is not None]
     if len(eligible) < 2:
         status = INSUFFICIENT_DATA
     elif any(g.status == BIAS for g in results):
@@ -185,6 +257,7 @@ def group_fairness(
         groups=tuple(results),
         chi_square=chi_square,
         p_value=p_value,
+        confirming_p_value=confirming,
         degrees_of_freedom=dof,
         min_disparate_impact=min(judged) if judged else None,
         max_disparate_impact=max(judged) if judged else None,
@@ -203,32 +276,64 @@ def _summary_frame(results: Mapping[str, AttributeFairness]) -> pd.DataFrame:
                     "attribute_status": attribute.status,
                     "chi_square": attribute.chi_square,
                     "p_value": attribute.p_value,
+                    "confirming_p_value": attribute.confirming_p_value,
                 }
             )
     return pd.DataFrame(rows)
 
 
+def table_rows(results: Mapping[str, AttributeFairness]) -> list[dict]:
+    """One row per attribute and group in the field names of the fairness table (governance.fairness_monitoring)."""
+    return [
+        {
+            "attribute": result.attribute,
+            "protected_group": group.group,
+            "reference_group": result.reference_group,
+            "compared_with": group.compared_with,
+            "group_size": group.size,
+            "flagged": group.positives,
+            "flag_rate": group.rate,
+            "comparison_rate": group.comparison_rate,
+            "disparate_impact": group.disparate_impact,
+            "disparate_impact_note": group.note,
+            "chi_square_p_value": result.p_value,
+            "confirming_p_value": result.confirming_p_value,
+            "status": group.status,
+            "attribute_status": result.status,
+        }
+        for result in results.values()
+        for group in result.groups
+    ]
+
+
 class FairnessAnalyzer:
-    """Fairness of fraud flags (score >= threshold) across protected attributes."""
+    """Fairness of fraud flags across protected attributes: the flags given (`flagged`, e.g. a scored table's
+    `is_flagged_p95`), or score >= threshold when only scores are given."""
 
     def __init__(
         self,
         data: pd.DataFrame,
-        fraud_scores: Sequence[float] | np.ndarray | pd.Series,
+        fraud_scores: Sequence[float] | np.ndarray | pd.Series | None = None,
         protected_attributes: Sequence[str] = PROTECTED_ATTRIBUTES,
         threshold_percentile: float = DEFAULT_THRESHOLD_PERCENTILE,
         reference_groups: Mapping[str, str] | None = None,
         min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
         score_threshold: float | None = None,
         adjusted_p_values: Mapping[str, float | None] | None = None,
+        *,
+        flagged: Sequence[bool] | np.ndarray | pd.Series | None = None,
+        upper: float = DI_UPPER,
     ):
-        scores = np.asarray(fraud_scores, dtype=float)
-        if len(scores) != len(data):
-            raise ValueError(f"{len(scores)} fraud scores for {len(data)} rows: they must align row by row")
-        if len(scores) == 0:
+        if (fraud_scores is None) == (flagged is None):
+            raise ValueError("give either fraud_scores (flags = score >= threshold) or flagged, not both")
+        outcome = "flags" if flagged is not None else "fraud scores"
+        values = np.asarray(flagged if flagged is not None else fraud_scores, dtype=float)
+        if len(values) != len(data):
+            raise ValueError(f"{len(values)} {outcome} for {len(data)} rows: they must align row by row")
+        if len(values) == 0:
             raise ValueError("no rows to analyse")
-        if np.isnan(scores).any():
-            raise ValueError("fraud scores contain NaN: score every row before the fairness analysis")
+        if np.isnan(values).any():
+            raise ValueError(f"{outcome} contain missing values: score every row before the fairness analysis")
         missing = [a for a in protected_attributes if a not in data.columns]
         if missing:
             raise ValueError(f"protected attributes not in the data: {missing}; columns: {list(data.columns)}")
@@ -239,11 +344,16 @@ class FairnessAnalyzer:
         self.threshold_percentile = threshold_percentile
         self.reference_groups = dict(reference_groups or {})
         self.min_group_size = min_group_size
-        self.score_threshold = (
-            float(np.percentile(scores, threshold_percentile)) if score_threshold is None else score_threshold
-        )
-        self.flagged = scores >= self.score_threshold
+        if flagged is not None:
+            self.score_threshold: float | None = None
+            self.flagged = values.astype(bool)
+        else:
+            self.score_threshold = (
+                float(np.percentile(values, threshold_percentile)) if score_threshold is None else score_threshold
+            )
+            self.flagged = values >= self.score_threshold
         self.adjusted_p_values = dict(adjusted_p_values or {})
+        self.upper = upper
         self._results: dict[str, AttributeFairness] | None = None
 
     def analyze_attribute(self, attribute: str) -> AttributeFairness:
@@ -254,6 +364,7 @@ class FairnessAnalyzer:
             min_group_size=self.min_group_size,
             reference_group=self.reference_groups.get(attribute),
             adjusted_p_value=self.adjusted_p_values.get(attribute),
+            upper=self.upper,
         )
 
     def analyze_all_attributes(self) -> dict[str, AttributeFairness]:
@@ -271,7 +382,7 @@ class FairnessAnalyzer:
         return len(self.biased_attributes) > MAX_BIASED_ATTRIBUTES
 
     def get_bias_summary(self) -> pd.DataFrame:
-        """One row per attribute and group: size, flags, flag rate, DI, status, test result."""
+        """One row per attribute and group: size, flags, flag rate, comparison, DI, status, test result."""
         return _summary_frame(self.analyze_all_attributes())
 
 
@@ -291,13 +402,12 @@ def holm_adjusted(p_values: Sequence[float | None]) -> list[float | None]:
 
 
 def analyze_family(
-    parts: Mapping[object, pd.DataFrame], score_column: str, **analyzer_options
+    parts: Mapping[object, pd.DataFrame], flag_column: str, **analyzer_options
 ) -> dict[object, FairnessAnalyzer]:
-    """One analyzer per part (e.g. per day) whose DI gates are confirmed by Holm-adjusted p-values over every
-    attribute test of every part: the run's days and attributes are one family of tests."""
-    first = {
-        key: FairnessAnalyzer(part, part[score_column].to_numpy(), **analyzer_options) for key, part in parts.items()
-    }
+    """One analyzer per part (e.g. per day) of the flags in `flag_column`, whose DI gates are confirmed by
+    Holm-adjusted p-values over every attribute test of every part: the run's days and attributes are one family
+    of tests."""
+    first = {key: FairnessAnalyzer(part, flagged=part[flag_column], **analyzer_options) for key, part in parts.items()}
     tests = [
         (key, attribute, result.p_value)
         for key, analyzer in first.items()
@@ -308,7 +418,7 @@ def analyze_family(
     for (key, attribute, _), p in zip(tests, adjusted, strict=True):
         per_part[key][attribute] = p
     return {
-        key: FairnessAnalyzer(part, part[score_column].to_numpy(), adjusted_p_values=per_part[key], **analyzer_options)
+        key: FairnessAnalyzer(part, flagged=part[flag_column], adjusted_p_values=per_part[key], **analyzer_options)
         for key, part in parts.items()
     }
 
@@ -346,3 +456,23 @@ def classifier_fairness(
 def bias_summary(results: Mapping[str, AttributeFairness]) -> pd.DataFrame:
     """The bias summary table of any set of attribute results (fraud flags or a classifier)."""
     return _summary_frame(results)
+
+
+def false_positive_rate_fairness(
+    data: pd.DataFrame,
+    flagged: Sequence[bool] | np.ndarray | pd.Series,
+    is_fraud: Sequence[bool] | np.ndarray | pd.Series,
+    **analyzer_options,
+) -> dict[str, AttributeFairness]:
+    """False-positive-rate parity: the analysis of the flags of the legitimate rows only (`is_fraud` false), whose
+    flag rate is the group's false-positive rate and whose ratio is the FPR ratio to the reference group.
+    The attributes' tests are one family (Holm-adjusted)."""
+    flags, fraud = np.asarray(flagged, dtype=bool), np.asarray(is_fraud, dtype=bool)
+    if not len(flags) == len(fraud) == len(data):
+        raise ValueError(f"{len(data)} rows, {len(flags)} flags and {len(fraud)} labels must align")
+    legitimate = data.reset_index(drop=True)[~fraud].assign(flagged=flags[~fraud])
+    if legitimate.empty:
+        raise ValueError("no legitimate rows: a false-positive rate needs labelled legitimate claims")
+    return analyze_family({"legitimate": legitimate}, "flagged", **analyzer_options)[
+        "legitimate"
+    ].analyze_all_attributes()

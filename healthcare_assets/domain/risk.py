@@ -8,15 +8,21 @@ shipped together as one MLflow pyfunc (`risk_pyfunc.MemberRiskModel`) so the reg
 champion/challenger aliases move all three at once.
 
 Promotion gates (seed 000): risk score R^2 >= 0.70 and MAE <= 15 points,
-high-risk accuracy >= 0.60. Monitoring: fewer than 50 predictions a day or a
-risk-score MAE above 15 on labelled recent data is an error. Bias testing:
-high-risk accuracy per demographic group, flagged when a group is more than
-0.10 below the overall accuracy.
+high-risk accuracy >= 0.60. Accuracy alone is passed by a classifier that never
+predicts high risk (the majority class is about 86 % of members), so the majority
+baseline is recorded beside it and balanced accuracy and ROC-AUC are gates too:
+a constant classifier scores 0.5 on both. Monitoring: fewer than 50 predictions a
+day or a risk-score MAE above 15 on labelled recent data of held-out members (the
+model did not train on them; the hash split below says who they are) is an error.
+Bias testing: high-risk accuracy per demographic group, flagged when a group is
+more than 0.10 below the overall accuracy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,6 +36,8 @@ from healthcare_assets.domain.sources import GENDERS, PLAN_CODES
 MIN_R2 = 0.70
 MAX_MAE = 15.0
 MIN_HIGH_RISK_ACCURACY = 0.60
+MIN_BALANCED_ACCURACY = 0.70  # mean of the recalls of both classes: 0.5 for any constant classifier
+MIN_HIGH_RISK_ROC_AUC = 0.80  # 0.5 for a constant score
 MIN_DAILY_PREDICTIONS = 50
 MAX_MONITORED_MAE = 15.0
 MAX_GROUP_ACCURACY_GAP = 0.10
@@ -40,6 +48,8 @@ HIGH_RISK_CUT = 60.0  # the label's cut; the classifier's decision threshold is 
 BIAS_GROUP_COLUMNS = ("gender", "geographic_region", "age_group")
 PARITY_GROUP_COLUMNS = ("gender", "geographic_region")
 TEST_SHARE = 0.25
+# How the hold-out is drawn, recorded with every model so monitoring can judge held-out members only.
+SPLIT_RULE = "sha256(member_key)[:8] / 0xFFFFFFFF < test_share"
 
 # --- features ---------------------------------------------------------------------
 # De-identified member attributes and utilisation; the member key and region are not features
@@ -148,61 +158,103 @@ def split(frame: pd.DataFrame, test_share: float = TEST_SHARE) -> tuple[pd.DataF
 
 
 def metrics(labels: pd.DataFrame, predictions: pd.DataFrame) -> dict[str, float]:
-    """Risk-score R^2 and MAE, high-risk accuracy, cost R^2 and MAE over aligned rows."""
-    from sklearn.metrics import accuracy_score, mean_absolute_error, r2_score, roc_auc_score
+    """Risk-score R^2 and MAE; high-risk accuracy beside the majority-class baseline, balanced accuracy and
+    ROC-AUC (only when both classes occur); cost R^2 and MAE; over aligned rows."""
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        mean_absolute_error,
+        r2_score,
+        roc_auc_score,
+    )
 
     high_risk = labels["high_risk"].astype(bool).to_numpy()
+    predicted = predictions["high_risk_prediction"].astype(bool).to_numpy()
     result = {
         "risk_score_r2": r2_score(labels["risk_score"], predictions["risk_score"]),
         "risk_score_mae": mean_absolute_error(labels["risk_score"], predictions["risk_score"]),
-        "high_risk_accuracy": accuracy_score(high_risk, predictions["high_risk_prediction"]),
+        "high_risk_accuracy": accuracy_score(high_risk, predicted),
+        # what always predicting the commoner class scores: accuracy must be read against it
+        "majority_baseline_accuracy": max(high_risk.mean(), 1 - high_risk.mean()),
         "total_cost_r2": r2_score(labels["expected_annual_cost"], predictions["predicted_total_cost"]),
         "total_cost_mae": mean_absolute_error(labels["expected_annual_cost"], predictions["predicted_total_cost"]),
         "high_risk_rate": float(high_risk.mean()),
     }
     if len(set(high_risk)) == 2:
+        result["high_risk_balanced_accuracy"] = balanced_accuracy_score(high_risk, predicted)
         result["high_risk_roc_auc"] = roc_auc_score(high_risk, predictions["high_risk_score"])
     return {name: round(float(value), 4) for name, value in result.items()}
 
 
 @dataclass(frozen=True)
 class Gate:
-    """One promotion or monitoring rule evaluated on a metric."""
+    """One promotion or monitoring rule evaluated on a metric, optionally shown beside a baseline metric."""
 
     name: str
     metric: str
     threshold: float
     higher_is_better: bool
-    observed: float = field(default=float("nan"))
+    observed: float = field(default=float("nan"))  # NaN when the metric is undefined: the gate fails
+    baseline_metric: str | None = None
+    baseline: float | None = None
 
     @property
     def passed(self) -> bool:
         return self.observed >= self.threshold if self.higher_is_better else self.observed <= self.threshold
 
     @property
-    def margin(self) -> float:
+    def margin(self) -> float | None:
         """How far the metric is on the good side of the threshold (negative when the gate fails)."""
+        if math.isnan(self.observed):
+            return None
         difference = self.observed - self.threshold
         return round(difference if self.higher_is_better else -difference, 4)
 
-    def evaluate(self, observed: float) -> Gate:
-        return Gate(self.name, self.metric, self.threshold, self.higher_is_better, float(observed))
+    def evaluate(self, observed: float, baseline: float | None = None) -> Gate:
+        return Gate(
+            self.name,
+            self.metric,
+            self.threshold,
+            self.higher_is_better,
+            float(observed),
+            self.baseline_metric,
+            baseline,
+        )
+
+    def evaluate_on(self, metrics: Mapping[str, float]) -> Gate:
+        """The gate on a run's recorded metrics; a metric that could not be computed fails it."""
+        baseline = metrics.get(self.baseline_metric) if self.baseline_metric else None
+        return self.evaluate(metrics.get(self.metric, float("nan")), baseline)
 
     def describe(self) -> str:
         relation = ">=" if self.higher_is_better else "<="
         verdict = "passed" if self.passed else "FAILED"
-        return f"{self.metric} = {self.observed:.4f} (must be {relation} {self.threshold}): {verdict}"
+        value = (
+            "undefined (one class only in the held-out members)"
+            if math.isnan(self.observed)
+            else f"{self.observed:.4f}"
+        )
+        beside = f"; {self.baseline_metric} {self.baseline:.4f}" if self.baseline is not None else ""
+        return f"{self.metric} = {value} (must be {relation} {self.threshold}{beside}): {verdict}"
 
 
 PROMOTION_GATES = (
     Gate("risk_score_r2_gate", "risk_score_r2", MIN_R2, higher_is_better=True),
     Gate("risk_score_mae_gate", "risk_score_mae", MAX_MAE, higher_is_better=False),
-    Gate("high_risk_accuracy_gate", "high_risk_accuracy", MIN_HIGH_RISK_ACCURACY, higher_is_better=True),
+    Gate(
+        "high_risk_accuracy_gate",
+        "high_risk_accuracy",
+        MIN_HIGH_RISK_ACCURACY,
+        higher_is_better=True,
+        baseline_metric="majority_baseline_accuracy",
+    ),
+    Gate("high_risk_balanced_accuracy_gate", "high_risk_balanced_accuracy", MIN_BALANCED_ACCURACY, True),
+    Gate("high_risk_roc_auc_gate", "high_risk_roc_auc", MIN_HIGH_RISK_ROC_AUC, True),
 )
 
 
-def evaluate_gates(observed: dict[str, float]) -> list[Gate]:
-    return [gate.evaluate(observed[gate.metric]) for gate in PROMOTION_GATES]
+def evaluate_gates(observed: Mapping[str, float]) -> list[Gate]:
+    return [gate.evaluate_on(observed) for gate in PROMOTION_GATES]
 
 
 def accuracy_by_group(

@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from healthcare_assets.domain import outreach
@@ -31,6 +31,12 @@ def risk_labels(spark: SparkSession, landing_root: str, day: date, key: bytes) -
     return raw.select(
         pseudonymise("member_id", key).alias("member_key"), "risk_score", "high_risk", "expected_annual_cost"
     )
+
+
+def is_test_member(member_key: Column, test_share: float) -> Column:
+    """Spark twin of `domain.risk.is_test_member`: the member's key hashes into the held-out share."""
+    bucket = F.conv(F.substring(F.sha2(member_key, 256), 1, 8), 16, 10).cast("double") / float(0xFFFFFFFF)
+    return bucket < F.lit(test_share)
 
 
 def model_inputs(features: DataFrame) -> DataFrame:
