@@ -11,6 +11,7 @@ from healthcare_assets import charts
 from healthcare_assets.assets import promotion
 from healthcare_assets.assets.common import latest_metadata_value, run_day_range
 from healthcare_assets.assets.fraud import CLAIM_FEATURES, EVALUATION_KEY, MODEL_KEYS, MODEL_TYPES, SCORE_KEYS
+from healthcare_assets.checks import fraud as fraud_gates
 from healthcare_assets.checks.governance import (
     DI_GATE,
     chi_square_result,
@@ -29,10 +30,8 @@ FAIRNESS_MONITORING_KEY = dg.AssetKey(["governance", "fairness_monitoring"])
 REGISTERED_FRAUD_MODEL_KEY = dg.AssetKey(["fraud", "registered_fraud_model"])
 FRAUD_MODEL_NAME = "claims_fraud_autoencoder"
 GOVERNANCE_OWNERS = ["team:fraud-ml", "team:governance"]
-# the gates each fraud model must pass (checks/fraud.py and checks/governance.py define them)
-MODEL_CHECKS = ("training_data_volume", "scores_sane")
+# besides the fraud gates of checks/fraud.py (promotion_gates), the fairness gate of checks/governance.py
 DI_GATE_KEY = dg.AssetCheckKey(FAIRNESS_MONITORING_KEY, DI_GATE)
-BEATS_BASELINE_KEY = dg.AssetCheckKey(EVALUATION_KEY, "beats_isolation_forest")
 
 FAIRNESS_SCHEMA = T.StructType(
     [
@@ -225,8 +224,7 @@ def registered_fraud_model(
     )
     context.log.info(f"{best} (ROC-AUC {roc_auc[best]:.3f}) registered as challenger version {version.version}")
 
-    gates = [promotion.verify_gate(instance, dg.AssetCheckKey(MODEL_KEYS[best], name)) for name in MODEL_CHECKS]
-    gates.append(promotion.verify_gate(instance, BEATS_BASELINE_KEY))
+    gates = fraud_gates.promotion_gates(instance, best, run_id)
     di_gate = promotion.verify_gate(instance, DI_GATE_KEY)
     assert di_gate is not None
     # the fairness gate counts only if it judged this model's own scores

@@ -73,9 +73,10 @@ DERIVED_COLUMNS = {
     "procedure_share_for_diagnosis": "Share of the diagnosis's claims in the last 90 days billed with this procedure",
     # gold.fraud_scores_*
     "fraud_score": "Normalised reconstruction error of the claim under the autoencoder (higher = more unusual)",
-    "score_percentile": "Percentile of the score among the model's training scores (0-100)",
-    "is_flagged_p95": "Score above the model's p95 training threshold",
-    "is_flagged_p99": "Score above the model's p99 training threshold",
+    "score_percentile": "Percentile of the score among the model's calibration scores (0-100)",
+    "is_flagged_p95": "Score above the model's p95 threshold (from calibration claims no model trained on)",
+    "is_flagged_p99": "Score above the model's p99 threshold (from calibration claims no model trained on)",
+    "in_training_window": "The model learnt from claims of this day: the day is not scored forward",
     "top_features": "Features whose reconstruction error contributed most to the score, largest first",
     "scored_at": "When the row was scored (UTC)",
     # gold.member_risk_predictions
