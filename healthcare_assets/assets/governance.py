@@ -204,8 +204,9 @@ def fairness_monitoring(context: dg.AssetExecutionContext, config: FairnessConfi
     key=REGISTERED_FRAUD_MODEL_KEY,
     deps=[*MODEL_KEYS.values(), EVALUATION_KEY, FAIRNESS_MONITORING_KEY],
     description=f"Registers the fraud autoencoder with the better evaluation ROC-AUC as `challenger` of "
-    f"{FRAUD_MODEL_NAME} and moves `champion` to it only when its model checks, beats_isolation_forest, the "
-    "fairness disparate-impact gate (evaluated on its scores) and the latest drift gates passed, re-read from the "
+    f"{FRAUD_MODEL_NAME} and moves `champion` to it only when its model checks, beats_isolation_forest, its scored "
+    "table's flag-rate gate and the fairness disparate-impact gate (both evaluated on its scores) and the latest "
+    "drift gates passed, re-read from the "
     "instance; the decision goes to governance.model_audit_log, a refusal also alerts.",
     group_name="fraud",
     kinds={"mlflow"},
