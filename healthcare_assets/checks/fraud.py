@@ -36,6 +36,13 @@ BEATS_BASELINE = "beats_isolation_forest"
 _BAND = f"{FLAG_RATE_BAND[0]:.0%}-{FLAG_RATE_BAND[1]:.0%}"
 
 
+def _gate(asset: dg.AssetKey, name: str, description: str):
+    """An ERROR gate that blocks everything downstream of its asset in the same run."""
+    return dg.asset_check(
+        asset=asset, name=name, blocking=True, metadata=gate_metadata(blocking=True), description=description
+    )
+
+
 def _latest_metadata(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> dict:
     event = context.instance.get_latest_materialization_event(key)
     if event is None:
@@ -64,12 +71,10 @@ def _flag_rate_metadata(rates: list[DayFlagRate]) -> dict:
 def _model_checks(model_type: str) -> list[dg.AssetChecksDefinition]:
     key = MODEL_KEYS[model_type]
 
-    @dg.asset_check(
-        asset=key,
-        name="training_data_volume",
-        blocking=True,
-        metadata=gate_metadata(blocking=True),
-        description=f"The model fitted at least {MIN_TRAINING_ROWS} claims, calibrated on at least "
+    @_gate(
+        key,
+        "training_data_volume",
+        f"The model fitted at least {MIN_TRAINING_ROWS} claims, calibrated on at least "
         f"{MIN_CALIBRATION_ROWS} others and was judged on some held-out claims.",
     )
     def training_data_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -86,12 +91,10 @@ def _model_checks(model_type: str) -> list[dg.AssetChecksDefinition]:
             },
         )
 
-    @dg.asset_check(
-        asset=key,
-        name="scores_sane",
-        blocking=True,
-        metadata=gate_metadata(blocking=True),
-        description="Without labels: calibration and held-out scores are finite and the p95 threshold is below p99.",
+    @_gate(
+        key,
+        "scores_sane",
+        "Without labels: calibration and held-out scores are finite and the p95 threshold is below p99.",
     )
     def scores_sane(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         metadata = _latest_metadata(context, key)
@@ -102,12 +105,10 @@ def _model_checks(model_type: str) -> list[dg.AssetChecksDefinition]:
             metadata={"threshold_p95": p95, "threshold_p99": p99, "non_finite_scores": non_finite},
         )
 
-    @dg.asset_check(
-        asset=key,
-        name="forward_flag_rate_in_band",
-        blocking=True,
-        metadata=gate_metadata(blocking=True),
-        description=f"On every held-out day (claims the model never saw) the p95 threshold flags {_BAND} of the "
+    @_gate(
+        key,
+        "forward_flag_rate_in_band",
+        f"On every held-out day (claims the model never saw) the p95 threshold flags {_BAND} of the "
         "claims: the thresholds, set on calibration claims, carry over to new days.",
     )
     def forward_flag_rate_in_band(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -130,12 +131,10 @@ def _scored_model_versions(scores) -> list[str]:
 def _scored_table_check(model_type: str) -> dg.AssetChecksDefinition:
     key = SCORE_KEYS[model_type]
 
-    @dg.asset_check(
-        asset=key,
-        name=SCORED_TABLE_GATE,
-        blocking=True,
-        metadata=gate_metadata(blocking=True),
-        description=f"Every day of the run scored forward (outside the model's training window) has {_BAND} of its "
+    @_gate(
+        key,
+        SCORED_TABLE_GATE,
+        f"Every day of the run scored forward (outside the model's training window) has {_BAND} of its "
         "claims flagged at p95; failing days are named and alerted. Days in the training window are not judged.",
     )
     def flag_rate_in_band(
@@ -181,12 +180,10 @@ def _scored_table_check(model_type: str) -> dg.AssetChecksDefinition:
     return flag_rate_in_band
 
 
-@dg.asset_check(
-    asset=EVALUATION_KEY,
-    name=BEATS_BASELINE,
-    blocking=True,
-    metadata=gate_metadata(blocking=True),
-    description="Each autoencoder's ROC-AUC on the forward days beats the IsolationForest baseline's "
+@_gate(
+    EVALUATION_KEY,
+    BEATS_BASELINE,
+    "Each autoencoder's ROC-AUC on the forward days beats the IsolationForest baseline's "
     f"(a warning instead when the days hold fewer than {MIN_EVALUATION_FRAUD_ROWS} labelled frauds).",
 )
 def beats_isolation_forest(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
