@@ -89,9 +89,10 @@ jars: $(JARS)
 .jars/delta-storage-$(DELTA_VERSION).jar:
 	mvn -q dependency:copy -Dartifact=io.delta:delta-storage:$(DELTA_VERSION) -DoutputDirectory=.jars
 
-# Re-resolve requirements.lock after changing a pin in pyproject.toml.
+# Re-resolve requirements.lock after changing a pin in pyproject.toml: the cluster's dependencies plus the
+# `local` engine and the `test` tools, exactly pinned for laptops and CI (a cluster installs the wheel only).
 lock: $(BIN)/uv
-	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra local --extra test --python-version 3.11 -o requirements.lock
 
 # --- CI and deployment (the GitHub Actions workflows call these targets) ---
 ENVIRONMENTS := local dev staging prod
@@ -130,17 +131,22 @@ workflows: $(STAMP) actionlint
 	$(BIN)/yamllint -d relaxed .github/workflows dagster_cloud.yaml workspace.yaml
 	.tools/actionlint
 
-# Dagster+ (CD only; the dagster-cloud CLI is installed into its own virtualenv, outside the pinned stack).
+# Dagster+ (CD only: the dagster-cloud CLI lives in its own virtualenv, outside the pinned stack, and keeps
+# the state of one `ci init` -> `ci build` -> `ci deploy` sequence in DAGSTER_BUILD_STATEDIR).
 DEPLOYMENT ?= dev
 JOB ?= data_quality_checks
+DAGSTER_CLOUD_VERSION := 1.13.27
 DAGSTER_CLOUD := .dagster-cloud/bin/dagster-cloud
+export DAGSTER_BUILD_STATEDIR ?= $(CURDIR)/.dagster-cloud/build-state
 .PHONY: dagster-plus-deploy dagster-plus-job
 $(DAGSTER_CLOUD):
 	$(PYTHON) -m venv .dagster-cloud
-	.dagster-cloud/bin/python -m pip install --quiet dagster-cloud
+	.dagster-cloud/bin/python -m pip install --quiet dagster-cloud==$(DAGSTER_CLOUD_VERSION)
 dagster-plus-deploy: $(DAGSTER_CLOUD)
+	rm -rf $(DAGSTER_BUILD_STATEDIR) && mkdir -p $(DAGSTER_BUILD_STATEDIR)
 	$(DAGSTER_CLOUD) ci init --project-dir . --deployment $(DEPLOYMENT) --location-name healthcare_assets
 	$(DAGSTER_CLOUD) ci build --build-strategy python-executable
 	$(DAGSTER_CLOUD) ci deploy
-dagster-plus-job: $(DAGSTER_CLOUD)
-	$(DAGSTER_CLOUD) job launch --deployment $(DEPLOYMENT) --location healthcare_assets --job $(JOB)
+# A release gate: launches JOB in the Dagster+ deployment, waits for the run, fails unless it succeeded.
+dagster-plus-job: $(STAMP)
+	DAGSTER_CLOUD_DEPLOYMENT=$(DEPLOYMENT) $(BIN)/python -m healthcare_assets.deploy run-gate $(JOB)

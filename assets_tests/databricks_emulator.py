@@ -7,6 +7,18 @@ Endpoints (paths and JSON shapes of the Databricks REST API; jobs under 2.0, 2.1
 * Jobs: ``runs/submit``, ``runs/get``, ``runs/get-output``, ``runs/cancel``, ``runs/list``.
 * Secrets 2.0: ``scopes/create``, ``scopes/list``, ``put``, ``list``, ``get``, ``delete``.
 * Clusters 2.1: ``get``, ``list`` (the job clusters the runs created).
+* Files 2.0 (Unity Catalog volumes): ``PUT/GET/HEAD/DELETE fs/files/Volumes/...`` and
+  ``PUT/GET/HEAD/DELETE fs/directories/Volumes/...``; volume files live under ``<root>/volumes``.
+* Serving endpoints 2.0: ``POST serving-endpoints``, ``GET serving-endpoints/<name>``,
+  ``PUT serving-endpoints/<name>/config``.
+
+Faithful mode (``faithful=True``), what a current workspace enforces and the
+default mode lets through: libraries in the DBFS root are refused (disabled from
+DBR 15.1), every JSON request body must survive a round trip through
+databricks-sdk's own dataclass for it (``from_dict`` / ``as_dict``: unknown or
+misspelt fields fail), and each cluster process runs in its own mount namespace
+where ``<root>/volumes`` is ``/Volumes`` -- the orchestrator (the test process)
+has no ``/Volumes`` of its own, so anything it tried to read there directly fails.
 
 A submitted ``spark_python_task`` runs as a real process of this machine's
 Python (the emulated cluster): the runtime's globals ``dbutils`` (secrets read
@@ -39,7 +51,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 # Node types the emulated cloud offers (AWS names, as in the environment profiles).
 NODE_TYPES = ("i3.xlarge", "i3.2xlarge", "m5d.large", "m5d.xlarge")
@@ -126,10 +138,15 @@ class DatabricksEmulator:
         cluster_start_seconds: float = 0.0,
         cluster_termination_reason: str | None = None,
         cluster_environment: dict[str, str] | None = None,
+        faithful: bool = False,
     ):
         self.root = Path(root)
         self.dbfs_root = self.root / "dbfs"
         self.dbfs_root.mkdir(parents=True, exist_ok=True)
+        self.volumes_root = self.root / "volumes"
+        self.volumes_root.mkdir(parents=True, exist_ok=True)
+        self.faithful = faithful
+        self.endpoints: dict[str, dict[str, Any]] = {}
         self.token = token
         self.python = python
         # how long a new job cluster takes to start (runs stay PENDING meanwhile)
@@ -177,6 +194,13 @@ class DatabricksEmulator:
         relative = Path("/" + path.lstrip("/")).resolve().relative_to("/")
         return self.dbfs_root / relative
 
+    def volume_path(self, path: str) -> Path:
+        """`/Volumes/<catalog>/<schema>/<volume>/...` -> the file under the emulated volumes root."""
+        if not path.startswith("/Volumes/"):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{path} is not a Unity Catalog volume path")
+        relative = Path("/" + path.removeprefix("/Volumes/")).resolve().relative_to("/")
+        return self.volumes_root / relative
+
     def submitted(self, path_suffix: str) -> list[dict[str, Any]]:
         return [body for method, path, body in self.requests if path.endswith(path_suffix)]
 
@@ -196,10 +220,35 @@ class DatabricksEmulator:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def _raw(self, status: int, payload: bytes = b"", headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                headers = {"Content-Length": str(len(payload)), **(headers or {})}
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
             def _handle(self, method: str) -> None:
                 url = urlparse(self.path)
                 if self.headers.get("Authorization") != f"Bearer {emulator.token}":
                     self._reply(401, {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."})
+                    return
+                if url.path.startswith("/api/2.0/fs/"):
+                    length = int(self.headers.get("Content-Length") or 0)
+                    data = self.rfile.read(length) if length else b""
+                    query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+                    with emulator._lock:
+                        emulator.requests.append((method, url.path, query))
+                    try:
+                        status, payload, headers = emulator._files(method, unquote(url.path), query, data)
+                    except ApiError as error:
+                        if method == "HEAD":
+                            self._raw(error.status)
+                        else:
+                            self._reply(error.status, {"error_code": error.error_code, "message": error.message})
+                        return
+                    self._raw(status, payload, headers)
                     return
                 if method == "GET":
                     body = {key: values[-1] for key, values in parse_qs(url.query).items()}
@@ -219,10 +268,24 @@ class DatabricksEmulator:
             def do_POST(self):
                 self._handle("POST")
 
+            def do_PUT(self):
+                self._handle("PUT")
+
+            def do_PATCH(self):
+                self._handle("PATCH")
+
+            def do_DELETE(self):
+                self._handle("DELETE")
+
+            def do_HEAD(self):
+                self._handle("HEAD")
+
         return Handler
 
     def _dispatch(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         parts = path.strip("/").split("/")  # api, version, service, ...
+        if len(parts) >= 3 and parts[:3] == ["api", "2.0", "serving-endpoints"]:
+            return self._serving(method, parts[3:], body)
         if len(parts) < 4 or parts[0] != "api":
             raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
         service, operation = parts[2], "/".join(parts[3:])
@@ -230,6 +293,96 @@ class DatabricksEmulator:
         if handler is None or (service == "jobs" and parts[1] not in ("2.0", "2.1", "2.2")):
             raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
         return handler(body)
+
+    # -- Files (Unity Catalog volumes) --------------------------------------------------
+    def _files(self, method: str, path: str, query: dict[str, str], data: bytes) -> tuple[int, bytes, dict]:
+        kind, _, volume_path = path.removeprefix("/api/2.0/fs/").partition("/")
+        local = self.volume_path("/" + volume_path)
+        missing = ApiError(404, "NOT_FOUND", f"The file or directory /{volume_path} does not exist.")
+        if kind == "files":
+            if method == "PUT":
+                if local.exists() and query.get("overwrite", "true").lower() == "false":
+                    raise ApiError(409, "ALREADY_EXISTS", f"The file /{volume_path} already exists.")
+                local.parent.mkdir(parents=True, exist_ok=True)
+                local.write_bytes(data)
+                return 204, b"", {}
+            if method == "POST":
+                raise ApiError(501, "NOT_IMPLEMENTED", "multipart uploads are not emulated (files under 5 MiB only)")
+            if not local.is_file():
+                raise missing
+            if method == "DELETE":
+                local.unlink()
+                return 204, b"", {}
+            content = local.read_bytes()
+            headers = {"Content-Type": "application/octet-stream", "last-modified": "Thu, 03 Dec 2026 00:00:00 GMT"}
+            return 200, content if method == "GET" else b"", {**headers, "Content-Length": str(len(content))}
+        if kind == "directories":
+            if method == "PUT":
+                local.mkdir(parents=True, exist_ok=True)
+                return 204, b"", {}
+            if not local.is_dir():
+                raise missing
+            if method == "DELETE":
+                if any(local.iterdir()):
+                    raise ApiError(409, "DIRECTORY_NOT_EMPTY", f"The directory /{volume_path} is not empty.")
+                local.rmdir()
+                return 204, b"", {}
+            if method == "HEAD":
+                return 200, b"", {}
+            contents = [
+                {
+                    "path": f"/{volume_path.rstrip('/')}/{child.name}",
+                    "name": child.name,
+                    "is_directory": child.is_dir(),
+                    **({} if child.is_dir() else {"file_size": child.stat().st_size}),
+                }
+                for child in sorted(local.iterdir())
+            ]
+            return 200, json.dumps({"contents": contents}).encode(), {"Content-Type": "application/json"}
+        raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
+
+    # -- serving endpoints ---------------------------------------------------------------
+    def _serving(self, method: str, parts: list[str], body: dict[str, Any]) -> dict[str, Any]:
+        from databricks.sdk.service.serving import EndpointCoreConfigInput
+
+        if method == "POST" and not parts:
+            self._validated(EndpointCoreConfigInput, body.get("config", {}))
+            if body["name"] in self.endpoints:
+                raise ApiError(400, "RESOURCE_ALREADY_EXISTS", f"Endpoint with name '{body['name']}' already exists.")
+            self.endpoints[body["name"]] = self._endpoint_json(body["name"], body["config"])
+            return self.endpoints[body["name"]]
+        if not parts or parts[0] not in self.endpoints:
+            name = parts[0] if parts else ""
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Serving endpoint '{name}' does not exist.")
+        name = parts[0]
+        if method == "GET" and len(parts) == 1:
+            return self.endpoints[name]
+        if method == "PUT" and parts[1:] == ["config"]:
+            self._validated(EndpointCoreConfigInput, {"name": name, **body})
+            self.endpoints[name] = self._endpoint_json(name, body)
+            return self.endpoints[name]
+        raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} serving-endpoints/{'/'.join(parts)}'")
+
+    def _endpoint_json(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "id": f"emulated-{name}",
+            "state": {"ready": "READY", "config_update": "NOT_UPDATING"},
+            "config": {**config, "config_version": 1},
+        }
+
+    def _validated(self, request_class: Any, body: dict[str, Any]) -> None:
+        """Faithful mode: the body is exactly what databricks-sdk's dataclass for it reads and writes back."""
+        if not self.faithful:
+            return
+        normalised = request_class.from_dict(body).as_dict()
+        if _without_empty(normalised) != _without_empty(body):
+            raise ApiError(
+                400,
+                "INVALID_PARAMETER_VALUE",
+                f"request body does not match {request_class.__name__}: sent {sorted(body)}, "
+                f"understood {sorted(normalised)}",
+            )
 
     # -- DBFS --------------------------------------------------------------------------
     def _existing(self, path: str) -> Path:
@@ -353,7 +506,11 @@ class DatabricksEmulator:
 
     # -- jobs --------------------------------------------------------------------------
     def _jobs_runs_submit(self, body):
+        from databricks.sdk.service.jobs import SubmitTask
+
         tasks = body.get("tasks") or [body]  # 2.0 accepted a single task at the top level
+        for task in body.get("tasks", []):
+            self._validated(SubmitTask, task)
         if len(tasks) != 1:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", "the emulator runs single-task submissions")
         task = tasks[0]
@@ -466,6 +623,29 @@ class DatabricksEmulator:
             self.clusters[run.cluster_id]["state"] = "RUNNING"
         for library in run.task.get("libraries", []):
             for kind in ("whl", "jar", "egg"):
+                if self.faithful and kind in library and library[kind].startswith(("dbfs:", "/dbfs/")):
+                    self._finish(
+                        run,
+                        "INTERNAL_ERROR",
+                        "FAILED",
+                        f'Library installation failed for library due to user error for {kind}: "{library[kind]}". '
+                        "Error messages: Libraries stored in the DBFS root are disabled on this workspace; "
+                        "store them in a Unity Catalog volume or the workspace files",
+                    )
+                    return
+                if (
+                    kind in library
+                    and library[kind].startswith("/Volumes/")
+                    and not self.volume_path(library[kind]).is_file()
+                ):
+                    self._finish(
+                        run,
+                        "INTERNAL_ERROR",
+                        "FAILED",
+                        f'Library installation failed for library due to user error for {kind}: "{library[kind]}". '
+                        f"Error messages: {library[kind]} does not exist",
+                    )
+                    return
                 if (
                     kind in library
                     and library[kind].startswith("dbfs:")
@@ -484,9 +664,18 @@ class DatabricksEmulator:
 
     def _run_python_task(self, run: EmulatedRun, new_cluster: dict[str, Any]) -> None:
         python_task = run.task["spark_python_task"]
-        main_file = self.local_path(python_task["python_file"])
+        python_file = python_task["python_file"]
+        # in faithful mode the cluster sees /Volumes itself; otherwise volume paths are mapped like /dbfs/ ones
+        if python_file.startswith("/Volumes/"):
+            main_file = Path(python_file) if self.faithful else self.volume_path(python_file)
+        else:
+            main_file = self.local_path(python_file)
         parameters = [
-            str(self.local_path(p)) if p.startswith(("/dbfs/", "dbfs:")) else p
+            str(self.local_path(p))
+            if p.startswith(("/dbfs/", "dbfs:"))
+            else str(self.volume_path(p))
+            if p.startswith("/Volumes/") and not self.faithful
+            else p
             for p in python_task.get("parameters", [])
         ]
         spark_version = new_cluster.get("spark_version") or self.clusters[run.cluster_id].get("spark_version", "")
@@ -503,8 +692,13 @@ class DatabricksEmulator:
         log_path = self.root / "runs" / f"{run.run_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb") as log:
+            command = [self.python, "-u", "-c", _RUNTIME_BOOTSTRAP, str(main_file), *parameters]
+            if self.faithful:
+                # the cluster's own view of the files: <root>/volumes mounted at /Volumes, for this process only
+                mount = f'mount --bind {self.volumes_root} /Volumes && exec "$@"'
+                command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, "cluster", *command]
             run.process = subprocess.Popen(  # noqa: S603 (this machine's python running the uploaded task)
-                [self.python, "-u", "-c", _RUNTIME_BOOTSTRAP, str(main_file), *parameters],
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=environ,
@@ -527,6 +721,29 @@ class DatabricksEmulator:
             run.error = lines[-1] if lines else f"exit code {code}"
             run.error_trace = run.logs[-5000:]
             self._finish(run, "TERMINATED", "FAILED", "Workload failed, see run output for details")
+
+
+def _without_empty(value: Any) -> Any:
+    """A JSON value without None, empty containers and False defaults, for comparing request bodies."""
+    if isinstance(value, dict):
+        cleaned = {k: _without_empty(v) for k, v in value.items()}
+        return {k: v for k, v in cleaned.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_without_empty(v) for v in value]
+    return value
+
+
+def faithful_mode_available() -> str | None:
+    """None when this machine can run the faithful mode's mount namespaces, else why not."""
+    if not Path("/Volumes").is_dir():
+        try:
+            Path("/Volumes").mkdir()  # the empty mount point; the orchestrator sees nothing in it
+        except OSError as error:
+            return f"no /Volumes mount point and none can be created: {error}"
+    probe = subprocess.run(  # noqa: S603
+        ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, check=False
+    )  # fmt: skip
+    return None if probe.returncode == 0 else f"mount namespaces are not available: {probe.stderr.decode()}"
 
 
 def _base_environment() -> dict[str, str]:

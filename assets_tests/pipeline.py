@@ -41,11 +41,12 @@ class Pipeline:
         return sorted((layers - model_outputs).resolve(self.defs.resolve_asset_graph()), key=str)
 
     def data_assets(self) -> list[dg.AssetKey]:
-        """Every asset but the fraud models, their scores and fairness (small data is too thin to train on)."""
+        """Every asset but the fraud models, their scores and fairness (small data is too thin to train on), and
+        the serving endpoints (test_serving.py)."""
         fraud = [
             k
             for k in self.defs.resolve_all_asset_keys()
-            if k.path[0] in ("fraud", "governance") or "fraud_scores" in k.path[-1]
+            if k.path[0] in ("fraud", "governance", "serving") or "fraud_scores" in k.path[-1]
         ]
         return [k for k in self.defs.resolve_all_asset_keys() if k not in fraud]
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from packaging.requirements import Requirement
 
 try:
     import tomllib
@@ -15,7 +16,7 @@ from healthcare_assets.definitions import build_definitions, defs
 from healthcare_assets.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = {"landing", "bronze", "silver", "gold", "fraud", "risk", "monitoring", "governance"}
+LAYERS = {"landing", "bronze", "silver", "gold", "fraud", "risk", "monitoring", "governance", "serving"}
 
 
 def _asset_specs():
@@ -61,12 +62,19 @@ def test_deployed_environments_declare_landing_as_external_feeds():
     assert landing and not any(deployed.resolve_assets_def(s.key).is_executable for s in landing)
 
 
-def _pins() -> dict[str, str]:
+def _requirements() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    return [Requirement(r) for r in project["dependencies"] + extras["local"] + extras["test"]]
+
+
+def _pins() -> dict[str, str]:
+    """The exact pins (core Dagster stack, the local engine, the tools); the cluster's ranges are checked below."""
     pins = {}
-    for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
-        name, version = requirement.split("==")
-        pins[name.split("[")[0]] = version
+    for requirement in _requirements():
+        (specifier, *others) = requirement.specifier
+        if specifier.operator == "==" and not others:
+            pins[requirement.name] = specifier.version
     return pins
 
 
@@ -79,7 +87,7 @@ def test_dagster_libraries_are_released_in_lockstep_with_core():
     core = metadata.version("dagster")
     assert metadata.version("dagster-webserver") == core
     minor = core.split(".")[1]
-    for library in ("dagster-pyspark", "dagster-databricks", "dagster-mlflow"):
+    for library in ("dagster-pyspark", "dagster-databricks"):
         assert metadata.version(library) == f"0.{int(minor) + 16}.{core.split('.')[2]}"
 
 
@@ -91,3 +99,6 @@ def test_lock_file_pins_every_direct_dependency_identically():
             lock[name.split("[")[0].strip().lower()] = version.strip()
     for name, version in _pins().items():
         assert lock[name.lower()] == version, name
+    # every range a cluster resolves against its runtime holds the locally tested version too
+    for requirement in _requirements():
+        assert requirement.specifier.contains(lock[requirement.name.lower()]), requirement

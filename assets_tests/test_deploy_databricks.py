@@ -1,13 +1,15 @@
-"""The dev deployment end to end against a local Databricks workspace (`databricks_emulator.py`).
+"""The dev deployment end to end against a local Databricks workspace (`databricks_emulator.py`, faithful mode).
 
-The orchestrator side is the real code location in `dev` with dagster-databricks'
+The orchestrator side is the real code location in `dev` with the volume-staged
 step launcher and the Databricks SDK talking HTTP to the emulator; the emulated
 cluster runs the uploaded `databricks_step_main.py` on this machine with the
-embedded Sail engine, and the step's events come back into the local instance.
+embedded Sail engine in its own mount namespace, where the workspace's volumes
+are `/Volumes` (the orchestrator has none), and the step's events come back into
+the local instance. Every request body is checked against databricks-sdk's
+dataclasses; DBFS-root libraries are refused as on a current workspace.
 """
 
 import gzip
-import os
 import pickle
 import subprocess
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from dagster._core.definitions.reconstruct import ReconstructableJob, Reconstruc
 from databricks.sdk import WorkspaceClient
 from deltalake import DeltaTable
 
-from assets_tests.databricks_emulator import DatabricksEmulator
+from assets_tests.databricks_emulator import DatabricksEmulator, faithful_mode_available
 from assets_tests.pipeline import SMALL_DATA
 from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
 from healthcare_assets.assets.landing import SyntheticDataConfig
@@ -49,35 +51,39 @@ def project_wheel(tmp_path_factory) -> Path:
 @pytest.fixture
 def workspace(tmp_path, monkeypatch, project_wheel):
     """The emulated workspace with the dev secret scope and the wheel, and the orchestrator's variables for dev."""
-    with DatabricksEmulator(tmp_path / "workspace", TOKEN) as emulator:
+    unavailable = faithful_mode_available()
+    if unavailable:
+        pytest.skip(f"the emulator's faithful mode needs mount namespaces: {unavailable}")
+    with DatabricksEmulator(tmp_path / "workspace", TOKEN, faithful=True) as emulator:
         client = WorkspaceClient(host=emulator.url, token=TOKEN)
         client.secrets.create_scope(DEV.secret_scope)
         client.secrets.put_secret(DEV.secret_scope, "pseudonymisation-key", string_value=PSEUDONYMISATION_KEY)
         with project_wheel.open("rb") as wheel:
-            client.dbfs.upload(DEV.wheel_uri.removeprefix("dbfs:"), wheel, overwrite=True)
-        lakehouse = tmp_path / "lakehouse"
+            client.files.upload(DEV.wheel_uri, wheel, overwrite=True)
         for variable in (
             "PSEUDONYMISATION_KEY",
             "DAGSTER_CLOUD_DEPLOYMENT_NAME",
             "SPARK_ENGINE",
             "HEALTHCARE_CLUSTER_ID",
+            "LAKEHOUSE_ROOT",
+            "LANDING_ROOT",
         ):
             monkeypatch.delenv(variable, raising=False)
         monkeypatch.setenv("HEALTHCARE_ENV", "dev")
         monkeypatch.setenv("DATABRICKS_HOST", emulator.url)
         monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
-        # the emulated workspace has no Unity Catalog metastore: tables by path, on storage both sides see
+        # the emulated workspace has no Unity Catalog metastore: tables by path under the lakehouse volume
         monkeypatch.setenv("HEALTHCARE_CATALOG", "")
-        monkeypatch.setenv("LAKEHOUSE_ROOT", str(lakehouse))
-        monkeypatch.setenv("LANDING_ROOT", str(lakehouse / "landing"))
         monkeypatch.setenv("DATABRICKS_POLL_SECONDS", "0.25")
         yield emulator
 
 
-def write_landing(day: date = DAY) -> None:
+def write_landing(workspace: DatabricksEmulator, day: date = DAY) -> None:
+    """The payer's systems drop the day's feeds into the landing volume (the workspace side of the files)."""
     from healthcare_assets.settings import load_settings
 
-    write_landing_day(SyntheticDataConfig(**SMALL_DATA).to_domain(), day, load_settings().landing_root)
+    landing = workspace.volume_path(load_settings().landing_root)
+    write_landing_day(SyntheticDataConfig(**SMALL_DATA).to_domain(), day, str(landing))
 
 
 @dataclass
@@ -128,7 +134,7 @@ def _error_messages(result) -> list[str]:
 
 
 def test_a_dev_spark_asset_runs_as_a_databricks_job_and_its_events_come_back(workspace):
-    write_landing()
+    write_landing(workspace)
     result = materialize_on_databricks(BRONZE)
     assert result.success, result.errors
 
@@ -141,26 +147,32 @@ def test_a_dev_spark_asset_runs_as_a_databricks_job_and_its_events_come_back(wor
     assert cluster["custom_tags"]["environment"] == "dev"
     libraries = [lib.get("whl") or lib["pypi"]["package"] for lib in task["libraries"]]
     assert DEV.wheel_uri in libraries
-    for pin in ("dagster==1.13.27", "dagster-databricks==0.29.27", "dagster-pyspark==0.29.27", "pandas==2.3.3"):
-        assert pin in libraries
-    assert task["spark_python_task"]["python_file"].endswith("/databricks_step_main.py")
+    # only the wheel: its dependencies never replace the runtime's packages (test_cluster_install.py)
+    assert libraries == [DEV.wheel_uri]
+    python_file = task["spark_python_task"]["python_file"]
+    assert python_file.startswith(f"{DEV.staging_prefix}/") and python_file.endswith("/databricks_step_main.py")
+    assert all(p.startswith(DEV.staging_prefix) for p in task["spark_python_task"]["parameters"])
+    assert workspace.submitted("/api/2.0/dbfs/put") == workspace.submitted("/api/2.0/dbfs/create") == []
     assert submit["timeout_seconds"] == DEV.step_timeout_seconds
 
     # every bronze table materialised on the cluster, reported here with its metadata, written as Delta
     assert set(result.materialized) == set(BRONZE)
     rows = result.materialized[BRONZE_KEYS["medical_claims"]].metadata["dagster/row_count"].value
-    lakehouse = Path(os.environ["LAKEHOUSE_ROOT"])
+    from healthcare_assets.settings import load_settings
+
+    lakehouse = workspace.volume_path(load_settings().lakehouse_root)
     assert rows == len(DeltaTable(str(lakehouse / "bronze" / "medical_claims")).to_pandas()) > 0
+    assert not Path(load_settings().lakehouse_root).exists()  # the orchestrator has no /Volumes: all on the cluster
     assert any("Waiting for Databricks run" in message for message in result.engine_messages)
     (run_id,) = workspace.runs
     output = WorkspaceClient(host=workspace.url, token=TOKEN).jobs.get_run_output(run_id)
     assert output.metadata.state.result_state.value == "SUCCESS"
     # the step's stdout, which the launcher reads back from DBFS: the key was exported from the scope
-    (stdout,) = [p for p in workspace.dbfs_root.rglob("stdout")]
+    (stdout,) = [p for p in workspace.volumes_root.rglob("stdout")]
     assert "Exporting PSEUDONYMISATION_KEY from Databricks secret pseudonymisation-key" in stdout.read_text()
 
     # the step's settings reached the cluster; the pseudonymisation key only through the secret scope
-    staged = [p for p in workspace.dbfs_root.rglob("*") if p.is_file()]
+    staged = [p for p in (workspace.volumes_root / "healthcare_dev/ops/staging").rglob("*") if p.is_file()]
     config = next(p for p in staged if p.name == "config.pkl")
     remote = pickle.loads(config.read_bytes())  # noqa: S301 (the launcher's own upload)
     assert remote.env_variables["HEALTHCARE_ENV"] == "dev"
@@ -190,7 +202,7 @@ def test_a_job_cluster_that_terminates_fails_the_run_with_the_termination_reason
 
 
 def test_a_missing_project_wheel_fails_the_run_naming_the_library(workspace):
-    (workspace.local_path(DEV.wheel_uri)).unlink()
+    workspace.volume_path(DEV.wheel_uri).unlink()
     result = materialize_on_databricks(BRONZE)
     assert not result.success
     assert f'Library installation failed for library due to user error for whl: "{DEV.wheel_uri}"' in result.errors
@@ -218,10 +230,78 @@ def test_a_missing_secret_fails_before_any_cluster_starts_and_says_how_to_add_it
 def test_the_deploy_command_uploads_the_wheel_and_checks_the_secret_scope(workspace, project_wheel, capsys):
     from healthcare_assets import deploy
 
-    workspace.local_path(DEV.wheel_uri).unlink()
+    workspace.volume_path(DEV.wheel_uri).unlink()
     assert deploy.main(["upload-wheel", str(project_wheel)]) == 0
-    assert workspace.local_path(DEV.wheel_uri).read_bytes() == project_wheel.read_bytes()
+    assert workspace.volume_path(DEV.wheel_uri).read_bytes() == project_wheel.read_bytes()
     assert deploy.main(["check-secrets"]) == 0
     WorkspaceClient(host=workspace.url, token=TOKEN).secrets.delete_secret(DEV.secret_scope, "pseudonymisation-key")
     assert deploy.main(["check-secrets"]) == 1
     assert "put-secret healthcare-dev pseudonymisation-key" in capsys.readouterr().err
+
+
+def test_the_landing_sensor_lists_the_landing_volume_through_the_files_api(workspace):
+    write_landing(workspace)
+    from healthcare_assets.definitions import load_definitions
+
+    sensor = load_definitions().resolve_sensor_def("landing_day_sensor")
+    with dg.instance_for_test() as instance:
+        result = sensor(dg.build_sensor_context(instance=instance))
+    assert [r.partition_key for r in result.run_requests] == [DAY.isoformat()]
+    listed = [path for method, path, _ in workspace.requests if path.startswith("/api/2.0/fs/directories/")]
+    assert "/api/2.0/fs/directories/Volumes/healthcare_dev/landing/feeds/medical_claims" in listed
+
+
+def test_a_library_in_the_dbfs_root_is_refused_like_a_current_workspace_does(workspace):
+    from databricks.sdk.errors import OperationFailed
+    from databricks.sdk.service import compute, jobs
+
+    client = WorkspaceClient(host=workspace.url, token=TOKEN)
+    waiter = client.jobs.submit(
+        run_name="dbfs library",
+        tasks=[
+            jobs.SubmitTask(
+                task_key="t",
+                existing_cluster_id=None,
+                new_cluster=compute.ClusterSpec(spark_version=RUNTIME, node_type_id="i3.xlarge", num_workers=1),
+                spark_python_task=jobs.SparkPythonTask(python_file=f"{DEV.staging_prefix}/main.py"),
+                libraries=[compute.Library(whl="dbfs:/FileStore/healthcare_assets.whl")],
+            )
+        ],
+    )
+    with pytest.raises(OperationFailed, match="Libraries stored in the DBFS root are disabled"):
+        waiter.result()
+
+
+def test_a_request_body_the_sdk_would_not_write_is_rejected(workspace):
+    from databricks.sdk.errors import InvalidParameterValue
+
+    client = WorkspaceClient(host=workspace.url, token=TOKEN)
+    task = {"task_key": "t", "existing_cluster_id": "c", "spark_python_task": {"python_file": "/x.py"}}
+    with pytest.raises(InvalidParameterValue, match="does not match SubmitTask"):
+        client.api_client.do(
+            "POST",
+            "/api/2.1/jobs/runs/submit",
+            body={"tasks": [{**task, "libaries": [{"whl": "/Volumes/c/s/v/x.whl"}]}]},
+        )
+
+
+def test_the_champion_is_served_through_the_model_serving_api_with_champion_and_challenger_routes(workspace):
+    from healthcare_assets.resources.serving import DATABRICKS, ServedModel, ServingResource
+
+    serving = ServingResource(mode=DATABRICKS, environment="dev")
+    model = ServedModel("healthcare_dev.ml.claims_fraud_autoencoder", "3", "4", "models:/unused")
+    url = serving.deploy("fraud-detector-dev", model)
+    assert url.endswith("/serving-endpoints/fraud-detector-dev/invocations")
+    serving.deploy("fraud-detector-dev", ServedModel(model.registered_name, "4", "4", "models:/unused"))
+    (created,) = workspace.submitted("/api/2.0/serving-endpoints")
+    entities = created["config"]["served_entities"]
+    assert [(e["name"], e["entity_version"], e["scale_to_zero_enabled"]) for e in entities] == [
+        ("champion", "3", True),
+        ("challenger", "4", True),
+    ]
+    assert created["config"]["traffic_config"]["routes"] == [
+        {"served_model_name": "champion", "traffic_percentage": 100},
+        {"served_model_name": "challenger", "traffic_percentage": 0},
+    ]
+    (updated,) = workspace.submitted("/api/2.0/serving-endpoints/fraud-detector-dev/config")
+    assert [e["entity_version"] for e in updated["served_entities"]] == ["4"]  # promoted: one version serves

@@ -67,6 +67,11 @@ def test_cd_deploys_dev_from_main_and_prod_from_a_tag_after_staging_gates_and_ap
     gates = " ".join(step.get("run", "") for step in jobs["staging"]["steps"])
     assert "JOB=unity_catalog_grants" in gates and "JOB=data_quality_checks" in gates
     assert jobs["prod"]["needs"] == "staging" and jobs["prod"]["environment"] == "prod"
+    # a gate waits for its run and fails the job when the run fails; dagster-cloud keeps its build state
+    makefile = (ROOT / "Makefile").read_text()
+    gate_recipe = makefile.split("\ndagster-plus-job:")[1].split("\n\n")[0]
+    assert "healthcare_assets.deploy run-gate $(JOB)" in gate_recipe
+    assert "export DAGSTER_BUILD_STATEDIR" in makefile
     for name in ("dev", "staging", "prod"):
         # credentials only from the GitHub environment's secrets
         assert jobs[name]["env"]["DATABRICKS_TOKEN"] == "${{ secrets.DATABRICKS_TOKEN }}"

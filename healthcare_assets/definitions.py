@@ -5,7 +5,7 @@ from collections.abc import Iterable
 import dagster as dg
 
 from healthcare_assets import catalog
-from healthcare_assets.assets import bronze, fraud, gold, landing, monitoring, outreach, risk, silver
+from healthcare_assets.assets import bronze, fraud, gold, landing, monitoring, outreach, risk, serving, silver
 from healthcare_assets.assets import governance as governance_assets
 from healthcare_assets.automation import governance, jobs, maintenance, sensors
 from healthcare_assets.checks import fraud as fraud_checks
@@ -14,7 +14,7 @@ from healthcare_assets.checks import promotion, quality
 from healthcare_assets.checks import risk as risk_checks
 from healthcare_assets.partitions import single_run_backfill
 from healthcare_assets.resources.build import build_resources
-from healthcare_assets.resources.databricks import launch_spark_steps
+from healthcare_assets.resources.databricks import launch_spark_steps, volume_directory_lister
 from healthcare_assets.settings import Settings, load_settings
 
 
@@ -22,7 +22,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # Locally the landing feeds are generated; deployed, they arrive from the payer's systems.
     landing_assets = [landing.synthetic_landing_feeds] if settings.is_local else landing.LANDING_SPECS
     table_assets = with_single_run_backfills(
-        dg.load_assets_from_modules([bronze, silver, gold, fraud, risk, outreach, monitoring, governance_assets])
+        dg.load_assets_from_modules(
+            [bronze, silver, gold, fraud, risk, outreach, monitoring, governance_assets, serving]
+        )
     )
     # every Spark asset and its checks go through the step launcher (in-process locally, Databricks deployed)
     assets, checks = launch_spark_steps(
@@ -42,7 +44,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=checks,
         jobs=[*jobs.jobs, maintenance_job, *governance.deployment_jobs(settings)],
         schedules=[*jobs.build_schedules(settings.schedule_timezone), maintenance.weekly_schedule(maintenance_job)],
-        sensors=sensors.build_sensors(settings.landing_root),
+        sensors=sensors.build_sensors(settings.landing_root, landing_lister(settings)),
         resources=build_resources(settings),
         executor=executor(settings),
     )
@@ -58,6 +60,11 @@ def with_single_run_backfills(assets: Iterable[catalog.LoadedAsset]) -> list[dg.
             a if a.backfill_policy is not None else a.with_attributes(backfill_policy=single_run_backfill)
         )
     return definitions
+
+
+def landing_lister(settings: Settings) -> sensors.DirectoryLister:
+    """Where the landing sensor looks: the local disk, or the landing volume through the Files API when deployed."""
+    return volume_directory_lister() if settings.launches_steps_on_databricks else sensors.local_directory
 
 
 def executor(settings: Settings) -> dg.ExecutorDefinition:

@@ -2,14 +2,21 @@
 
     python -m healthcare_assets.deploy upload-wheel dist/healthcare_assets-0.1.0-py3-none-any.whl
     python -m healthcare_assets.deploy check-secrets
+    python -m healthcare_assets.deploy run-gate <job>   (launches a job in Dagster+ and waits for it)
 
 The environment comes from HEALTHCARE_ENV; the workspace from DATABRICKS_HOST /
 DATABRICKS_TOKEN (read by the Databricks SDK). Job clusters install the wheel
-from the environment's `wheel_uri`, so upload it before the code location.
+from the environment's `wheel_uri` (a Unity Catalog volume), so upload it before
+the code location. `run-gate` talks to the Dagster+ deployment named by
+DAGSTER_CLOUD_ORGANIZATION and DAGSTER_CLOUD_DEPLOYMENT (or DAGSTER_GRAPHQL_URL)
+with DAGSTER_CLOUD_API_TOKEN, and exits non-zero unless the run succeeds: a
+release gate that really gates.
 """
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -20,12 +27,49 @@ from healthcare_assets.settings import load_settings
 
 
 def upload_wheel(client: WorkspaceClient, wheel: Path, wheel_uri: str) -> str:
+    """Uploads the wheel to its Unity Catalog volume path through the Files API."""
     if not wheel.is_file():
         raise SystemExit(f"{wheel} does not exist: build it first with `make wheel`")
-    target = wheel_uri.removeprefix("dbfs:")
     with wheel.open("rb") as handle:
-        client.dbfs.upload(target, handle, overwrite=True)
+        client.files.upload(wheel_uri, handle, overwrite=True)
     return wheel_uri
+
+
+# A run in one of these states is over; only SUCCESS passes a gate.
+FINISHED_STATES = ("SUCCESS", "FAILURE", "CANCELED")
+CODE_LOCATION = "healthcare_assets"
+
+
+def graphql_client(environ=os.environ):
+    """The Dagster+ deployment's GraphQL API (or any Dagster webserver at DAGSTER_GRAPHQL_URL)."""
+    from urllib.parse import urlparse
+
+    from dagster_graphql import DagsterGraphQLClient
+
+    url = environ.get("DAGSTER_GRAPHQL_URL") or (
+        f"https://{environ['DAGSTER_CLOUD_ORGANIZATION']}.dagster.cloud/{environ['DAGSTER_CLOUD_DEPLOYMENT']}"
+    )
+    parsed = urlparse(url)
+    token = environ.get("DAGSTER_CLOUD_API_TOKEN")
+    return DagsterGraphQLClient(
+        f"{parsed.hostname}{parsed.path.rstrip('/')}",
+        port_number=parsed.port,
+        use_https=parsed.scheme == "https",
+        headers={"Dagster-Cloud-Api-Token": token} if token else None,
+    )
+
+
+def run_gate(client, job: str, timeout_seconds: float, poll_seconds: float) -> tuple[str, str]:
+    """Launches `job` and waits for its run to finish: (run id, final status)."""
+    run_id = client.submit_job_execution(job, repository_location_name=CODE_LOCATION, repository_name="__repository__")
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        status = client.get_run_status(run_id).value
+        if status in FINISHED_STATES:
+            return run_id, status
+        if time.monotonic() > deadline:
+            return run_id, f"still {status} after {timeout_seconds:.0f}s"
+        time.sleep(poll_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     upload = commands.add_parser("upload-wheel", help="upload the project wheel to the environment's wheel URI")
     upload.add_argument("wheel", type=Path)
     commands.add_parser("check-secrets", help="fail unless the environment's secret scope holds every key")
+    gate = commands.add_parser("run-gate", help="launch a job in Dagster+, wait, fail unless the run succeeds")
+    gate.add_argument("job")
+    gate.add_argument("--timeout-seconds", type=float, default=3 * 60 * 60)
+    gate.add_argument("--poll-seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
+
+    if args.command == "run-gate":
+        run_id, status = run_gate(graphql_client(), args.job, args.timeout_seconds, args.poll_seconds)
+        print(f"{args.job}: run {run_id} {status}", file=sys.stdout if status == "SUCCESS" else sys.stderr)
+        return 0 if status == "SUCCESS" else 1
 
     settings = load_settings()
     profile = settings.profile

@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from healthcare_assets.environments import (
     DATABRICKS_STEP_LAUNCHER,
     HOST_VARIABLE,
+    LAKEHOUSE_VOLUME,
+    LANDING_VOLUME,
+    MODEL_SCHEMA,
     PROFILES,
     RUNTIME_VARIABLE,
     TOKEN_VARIABLE,
@@ -164,6 +167,13 @@ class Settings:
     step_timeout_seconds: int = PROFILES["local"].step_timeout_seconds
 
     @property
+    def model_namespace(self) -> str | None:
+        """`catalog.ml` when models go to a Unity Catalog registry (three-level names), else None."""
+        if self.catalog and (self.mlflow_registry_uri or "").startswith("databricks-uc"):
+            return f"{self.catalog}.{MODEL_SCHEMA}"
+        return None
+
+    @property
     def is_local(self) -> bool:
         return self.environment == "local"
 
@@ -191,10 +201,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tracking = environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}")
         registry = environ.get("MLFLOW_REGISTRY_URI") or None
     else:
-        root = environ.get("LAKEHOUSE_ROOT", f"/Volumes/healthcare_{environment}/lakehouse")
-        landing = environ.get("LANDING_ROOT", f"/Volumes/healthcare_{environment}/landing/feeds")
         # empty: tables addressed by path under LAKEHOUSE_ROOT (a workspace without Unity Catalog)
         catalog = environ.get("HEALTHCARE_CATALOG", profile.catalog) or None
+        # files live in Unity Catalog volumes (the DBFS root is disabled on current workspaces)
+        volumes_catalog = catalog or str(profile.catalog)
+        root = environ.get("LAKEHOUSE_ROOT", LAKEHOUSE_VOLUME.path(volumes_catalog))
+        landing = environ.get("LANDING_ROOT", LANDING_VOLUME.path(volumes_catalog))
         tracking = environ.get("MLFLOW_TRACKING_URI", profile.mlflow_tracking_uri or "databricks")
         registry = environ.get("MLFLOW_REGISTRY_URI", profile.mlflow_registry_uri or "databricks-uc")
         # fail at load time, not in the middle of a run

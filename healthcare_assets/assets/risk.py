@@ -209,7 +209,7 @@ def load_champion(mlflow: MlflowResource) -> tuple[risk.RiskModels, str]:
             f"{MODEL_NAME} has no {CHAMPION}: materialise member_risk_model and registered_risk_model "
             "(every promotion gate must pass) before scoring"
         )
-    model = mlflow_api.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION}")
+    model = mlflow_api.pyfunc.load_model(mlflow.alias_uri(MODEL_NAME, CHAMPION))
     return model.unwrap_python_model().models, str(champion.version)
 
 

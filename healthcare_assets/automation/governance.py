@@ -1,8 +1,9 @@
-"""The Unity Catalog governance job: applies the environment's grants, table comments and PHI tags."""
+"""The Unity Catalog governance job: creates the schemas and volumes, applies the grants, and comments and tags
+(PHI) the tables written so far; rerun after the first pipeline run documents the rest."""
 
 import dagster as dg
 
-from healthcare_assets.domain.grants import governance_statements
+from healthcare_assets.domain.grants import governance_statements, table_docs
 from healthcare_assets.resources.databricks import SPARK_STEP_LAUNCHER
 from healthcare_assets.settings import Settings
 
@@ -14,16 +15,22 @@ def deployment_jobs(settings: Settings) -> list[dg.JobDefinition]:
     catalog = settings.catalog
     if catalog is None:
         return []
-    statements = governance_statements(catalog, settings.profile.principals)
+    principals = settings.profile.principals
 
     @dg.op(
         name="apply_unity_catalog_grants",
         # runs on the cluster like every Spark step: the grants need the workspace's SQL
         required_resource_keys={"lakehouse", SPARK_STEP_LAUNCHER},
-        description=f"Applies {len(statements)} GRANT / COMMENT / SET TAGS statements to {catalog}.",
+        description=f"Creates the schemas and volumes of {catalog}, applies the GRANTs, and COMMENTs / SET TAGS "
+        "on every table that exists.",
     )
     def apply_unity_catalog_grants(context: dg.OpExecutionContext) -> dg.Output[int]:
         spark = context.resources.lakehouse.spark.get_session()
+        tables = {f"{doc.schema}.{doc.table}" for doc in table_docs()}
+        existing = {table for table in tables if spark.catalog.tableExists(f"{catalog}.{table}")}
+        statements = governance_statements(catalog, principals, existing)
+        if tables - existing:
+            context.log.info(f"not written yet, documented by a later run: {', '.join(sorted(tables - existing))}")
         for number, statement in enumerate(statements, start=1):
             spark.sql(statement)
             if number % 20 == 0:
@@ -35,6 +42,8 @@ def deployment_jobs(settings: Settings) -> list[dg.JobDefinition]:
                 "catalog": dg.MetadataValue.text(catalog),
                 "grants": dg.MetadataValue.md("\n".join(f"- `{s}`" for s in grants)),
                 "statements": dg.MetadataValue.int(len(statements)),
+                "tables_documented": dg.MetadataValue.int(len(existing)),
+                "tables_not_written_yet": dg.MetadataValue.json(sorted(tables - existing)),
             },
         )
 

@@ -1,7 +1,7 @@
 """Sensors: alerts on failed runs, the daily pipeline when a day's feeds have landed, retraining on drift."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -39,27 +39,47 @@ def run_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertsResourc
     )
 
 
-def _landed_days(folder: Path) -> set[date]:
-    """Days under a feed folder whose day folder holds at least one (non-hidden) file."""
+# Lists a folder as (name, is_directory) pairs, [] when it does not exist: the local disk, or a Unity Catalog
+# volume through the Databricks Files API (`resources.databricks.volume_directory_lister`) when deployed.
+DirectoryLister = Callable[[str], list[tuple[str, bool]]]
+
+
+def local_directory(path: str) -> list[tuple[str, bool]]:
+    folder = Path(path)
+    return [(child.name, child.is_dir()) for child in folder.iterdir()] if folder.is_dir() else []
+
+
+def _landed_days(list_directory: DirectoryLister, folder: str, skip: Collection[date]) -> set[date]:
+    """Days under a feed folder whose day folder holds at least one (non-hidden) file; days in `skip` are not
+    looked into (each look is one Files API call when deployed)."""
     days = set()
-    for path in folder.glob("????-??-??"):
+    for name, is_directory in list_directory(folder):
         try:
-            day = date.fromisoformat(path.name)
+            day = date.fromisoformat(name)
         except ValueError:
             continue
-        if path.is_dir() and any(f.is_file() and not f.name.startswith(".") for f in path.iterdir()):
+        if not is_directory or day in skip:
+            continue
+        if any(not is_dir and not child.startswith(".") for child, is_dir in list_directory(f"{folder}/{name}")):
             days.add(day)
     return days
 
 
-def complete_landing_days(landing_root: str | Path, feeds: Sequence[str] = LANDING_FEEDS) -> list[date]:
-    """Days for which every feed has landed under `landing_root/<feed>/<yyyy-mm-dd>/`."""
-    root = Path(landing_root)
-    per_feed = [_landed_days(root / feed) for feed in feeds]
+def complete_landing_days(
+    landing_root: str | Path,
+    feeds: Sequence[str] = LANDING_FEEDS,
+    list_directory: DirectoryLister = local_directory,
+    skip: Collection[date] = (),
+) -> list[date]:
+    """Days (not in `skip`) for which every feed has landed under `landing_root/<feed>/<yyyy-mm-dd>/`."""
+    root = str(landing_root).rstrip("/")
+    per_feed = [_landed_days(list_directory, f"{root}/{feed}", skip) for feed in feeds]
     return sorted(set.intersection(*per_feed)) if per_feed else []
 
 
-def build_landing_sensor(landing_root: str, name: str = "landing_day_sensor") -> dg.SensorDefinition:
+def build_landing_sensor(
+    landing_root: str, name: str = "landing_day_sensor", list_directory: DirectoryLister = local_directory
+) -> dg.SensorDefinition:
     """Requests `daily_pipeline` once per day whose four feeds are all present (run key = the day)."""
 
     @dg.sensor(
@@ -74,10 +94,11 @@ def build_landing_sensor(landing_root: str, name: str = "landing_day_sensor") ->
     def landing_day_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         requested = set(json.loads(context.cursor)) if context.cursor else set()
         newest_partition = last_complete_day(datetime.now(UTC))
+        seen = {date.fromisoformat(d) for d in requested}
         ready = [
             day
-            for day in complete_landing_days(landing_root)
-            if PARTITIONS_START <= day <= newest_partition and day.isoformat() not in requested
+            for day in complete_landing_days(landing_root, list_directory=list_directory, skip=seen)
+            if PARTITIONS_START <= day <= newest_partition
         ]
         requests = [dg.RunRequest(run_key=f"landing-{day.isoformat()}", partition_key=day.isoformat()) for day in ready]
         requested |= {day.isoformat() for day in ready}
@@ -197,10 +218,10 @@ def build_drift_sensor(
     return drift_sensor
 
 
-def build_sensors(landing_root: str) -> list[dg.SensorDefinition]:
+def build_sensors(landing_root: str, list_directory: DirectoryLister = local_directory) -> list[dg.SensorDefinition]:
     """The sensors every environment has, including retraining on a failed composite drift gate."""
     return [
         run_failure_alert,
-        build_landing_sensor(landing_root),
+        build_landing_sensor(landing_root, list_directory=list_directory),
         build_drift_sensor(RETRAINING_GATES, retrain_job_name=model_retraining_job.name),
     ]

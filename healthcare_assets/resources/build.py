@@ -10,6 +10,7 @@ from healthcare_assets.resources.databricks import (
 from healthcare_assets.resources.lakehouse import DeltaIOManager, LakehouseResource
 from healthcare_assets.resources.mlflow import MlflowResource
 from healthcare_assets.resources.privacy import PrivacyResource
+from healthcare_assets.resources.serving import DATABRICKS, LOCAL, ServingResource
 from healthcare_assets.resources.spark import SparkResource
 from healthcare_assets.settings import Settings
 
@@ -23,8 +24,14 @@ def build_resources(settings: Settings) -> dict:
         "lakehouse": lakehouse,
         "io_manager": DeltaIOManager(lakehouse=lakehouse),
         "privacy": PrivacyResource(environment=settings.environment),
-        "mlflow": MlflowResource(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri),
+        "mlflow": MlflowResource(
+            tracking_uri=settings.mlflow_tracking_uri,
+            registry_uri=settings.mlflow_registry_uri,
+            model_namespace=settings.model_namespace,
+        ),
         "alerts": build_alerts(settings.alerts),
+        # Databricks Model Serving deployed, MLflow's scoring server on 127.0.0.1 locally
+        "serving": ServingResource(mode=LOCAL if settings.is_local else DATABRICKS, environment=settings.environment),
         # in-process locally and on the cluster; the Databricks step launcher / Pipes client when deployed
         SPARK_STEP_LAUNCHER: step_launcher_resource(settings),
         PIPES_DATABRICKS: pipes_databricks_client(settings),

@@ -1,17 +1,18 @@
 """Where Spark steps run: in-process locally, as Databricks job runs in deployed environments.
 
-* Every Spark asset requires the `SPARK_STEP_LAUNCHER` resource (added by
-  `launch_spark_steps`, nothing to write in the asset). Deployed, the key is
-  dagster-databricks' `DatabricksPySparkStepLauncher`: each step is pickled,
-  uploaded to DBFS with the code, run on a new job cluster (or an existing
-  one) with the project wheel and the pinned libraries, and its events stream
-  back into this run. Locally, and inside the step's own Databricks run, the
-  key is a plain resource, so the step runs in-process.
-* `pipes_databricks_client` is the newer Dagster Pipes route for steps that
-  are standalone scripts (model training): the script runs on Databricks with
-  only `dagster-pipes` installed and reports metadata back; use it for new
-  training code. The step launcher stays the route for the lakehouse assets,
-  which need the whole code location (IO manager, resources) on the cluster.
+* Every step that touches the lakehouse or Spark requires the `SPARK_STEP_LAUNCHER`
+  resource (added by `launch_spark_steps`, nothing to write in the asset).
+  Deployed, the key is `VolumeStepLauncher`, dagster-databricks' step launcher
+  staged in a Unity Catalog volume instead of the DBFS root: each step is
+  pickled, uploaded with the code through the Files API, run on a new job
+  cluster (or an existing one) that installs the project wheel from a volume,
+  and its events stream back into this run. Locally, and inside the step's own
+  Databricks run, the key is a plain resource, so the step runs in-process.
+* `pipes_databricks_client` is the Dagster Pipes route for standalone scripts:
+  context and messages go through the environment's staging volume
+  (dagster-databricks' Unity Catalog volume loaders), the script needs only
+  `dagster-pipes`. The step launcher stays the route for the assets of this
+  graph, which need the whole code location (IO manager, resources) on the cluster.
 
 The Databricks host and token are read by the launcher from `DATABRICKS_HOST` /
 `DATABRICKS_TOKEN` at run time (`dg.EnvVar`-style config): they never appear in
@@ -19,15 +20,16 @@ the launcher's config, the UI or the run's events.
 """
 
 import contextlib
+import io
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import dagster as dg
 from dagster_databricks import databricks_pyspark_step_launcher
+from dagster_databricks.databricks import DatabricksClient
 from dagster_databricks.databricks_pyspark_step_launcher import DatabricksPySparkStepLauncher
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound
@@ -40,9 +42,11 @@ SPARK_STEP_LAUNCHER = "spark_step_launcher"
 PIPES_DATABRICKS = "pipes_databricks"
 SPARK_KIND = "spark"
 
-# Installed on every job cluster next to the project wheel (the launcher adds dagster, dagster-databricks,
-# dagster-pyspark and databricks-sdk at the orchestrator's versions). The runtime ships Spark and Delta.
-CLUSTER_LIBRARIES = ("pandas==2.3.3", "deltalake==1.6.6", "mlflow==3.17.2", "pyarrow==25.0.1")
+# Installed on every job cluster besides the project wheel, whose own dependencies (dagster and its
+# libraries at the pinned versions, catboost, xgboost-cpu) are ranges the runtime's packages satisfy: the
+# runtime's Spark, Delta, pandas, pyarrow, databricks-sdk and mlflow-skinny are never replaced
+# (assets_tests/test_cluster_install.py resolves exactly these against the runtime's package list).
+CLUSTER_LIBRARIES: tuple[str, ...] = ()
 
 
 def cluster_environment(settings: Settings) -> dict[str, str]:
@@ -75,6 +79,11 @@ def new_cluster(profile: EnvironmentProfile) -> dict[str, Any]:
     }
 
 
+def cluster_libraries(profile: EnvironmentProfile) -> list[dict[str, Any]]:
+    """The libraries of a step's job cluster: the project wheel from its volume, then CLUSTER_LIBRARIES."""
+    return [{"whl": profile.wheel_uri}] + [{"pypi": {"package": lib}} for lib in CLUSTER_LIBRARIES]
+
+
 def launcher_config(settings: Settings) -> dict[str, Any]:
     """Config of dagster-databricks' step launcher for the environment (credentials as env references)."""
     profile = settings.profile
@@ -85,8 +94,9 @@ def launcher_config(settings: Settings) -> dict[str, Any]:
         "run_config": {
             "run_name": f"healthcare_assets {profile.name}",
             "cluster": cluster,
-            "libraries": [{"whl": profile.wheel_uri}] + [{"pypi": {"package": lib}} for lib in CLUSTER_LIBRARIES],
-            "install_default_libraries": True,
+            "libraries": cluster_libraries(profile),
+            # the launcher's defaults would pin databricks-sdk to the orchestrator's version over the runtime's
+            "install_default_libraries": False,
             "timeout_seconds": settings.step_timeout_seconds,
         },
         "databricks_host": {"env": HOST_VARIABLE},
@@ -115,6 +125,19 @@ def _package_snapshot() -> Iterator[str]:
         yield folder
 
 
+def volume_directory_lister(client: WorkspaceClient | None = None):
+    """Lists a Unity Catalog volume folder through the Files API (the orchestrator has no /Volumes mount)."""
+
+    def list_directory(path: str) -> list[tuple[str, bool]]:
+        workspace = client or WorkspaceClient()  # reads DATABRICKS_HOST / DATABRICKS_TOKEN when the sensor runs
+        try:
+            return [(str(e.name), bool(e.is_directory)) for e in workspace.files.list_directory_contents(path)]
+        except NotFound:
+            return []
+
+    return list_directory
+
+
 def verify_secrets(client: WorkspaceClient, scope: str, keys: Sequence[str], environment: str) -> None:
     """Fails before any cluster starts when a secret the steps need is missing from the scope."""
     try:
@@ -132,14 +155,55 @@ def verify_secrets(client: WorkspaceClient, scope: str, keys: Sequence[str], env
         )
 
 
+class VolumeFilesClient(DatabricksClient):
+    """The launcher's file transfers through the Files API, so staging lives in a Unity Catalog volume."""
+
+    def put_file(self, file_obj: IO, dbfs_path: str, overwrite: bool = False, block_size: int = 1024**2) -> None:
+        self.workspace_client.files.upload(dbfs_path, io.BytesIO(file_obj.read()), overwrite=overwrite)
+
+    def read_file(self, dbfs_path: str, block_size: int = 1024**2) -> bytes:
+        try:
+            contents = self.workspace_client.files.download(dbfs_path).contents
+        except NotFound:
+            return b""  # not written yet (the launcher polls events before the step has started)
+        return contents.read() if contents is not None else b""
+
+
+class VolumeStepLauncher(DatabricksPySparkStepLauncher):
+    """dagster-databricks' step launcher with its staging folder in a Unity Catalog volume.
+
+    The orchestrator uploads and polls through the Files API; on the cluster the
+    same `/Volumes/...` paths are local files, which is how the launcher's main
+    script reads the step and writes its events.
+    """
+
+    def __init__(self, **config: Any):
+        prefix = config.get("staging_prefix", "")
+        if not prefix.startswith("/Volumes/"):
+            raise dg.DagsterInvariantViolationError(
+                f"staging_prefix {prefix!r} is not a Unity Catalog volume path (/Volumes/<catalog>/<schema>/<volume>)"
+            )
+        super().__init__(**config)
+        # the runner exposes its client read-only; the launcher reaches every file through it
+        self.databricks_runner._client = VolumeFilesClient(
+            host=config.get("databricks_host"), token=config.get("databricks_token")
+        )
+
+    def _dbfs_path(self, run_id: str, step_key: str, filename: str) -> str:
+        return "/".join([self.staging_prefix, run_id, self._sanitize_step_key(step_key), Path(filename).name])
+
+    def _internal_dbfs_path(self, run_id: str, step_key: str, filename: str) -> str:
+        return self._dbfs_path(run_id, step_key, filename)
+
+
 @dg.resource(
     config_schema=databricks_pyspark_step_launcher.config_schema,
-    description="Runs each Spark step as a Databricks job run (dagster-databricks step launcher).",
+    description="Runs each Spark step as a Databricks job run staged in a Unity Catalog volume.",
 )
 def databricks_spark_step_launcher(context: dg.InitResourceContext) -> Iterator[DatabricksPySparkStepLauncher]:
     config = dict(context.resource_config)
     with _package_snapshot() as code_folder:
-        launcher = DatabricksPySparkStepLauncher(**config, local_dagster_job_package_path=code_folder)
+        launcher = VolumeStepLauncher(**config, local_dagster_job_package_path=code_folder)
         secrets = config.get("secrets_to_env_variables") or []
         for scope in sorted({secret["scope"] for secret in secrets}):
             keys = [secret["key"] for secret in secrets if secret["scope"] == scope]
@@ -160,11 +224,32 @@ def step_launcher_resource(settings: Settings) -> dg.ResourceDefinition:
     return dg.ResourceDefinition.none_resource(description=f"Spark steps run in-process ({where}).")
 
 
-def launch_spark_steps(assets: Sequence[Any], checks: Sequence[Any] = ()) -> tuple[list[Any], list[Any]]:
-    """Makes every Spark asset, and every check of one, require the step launcher key.
+# Resources that exist only where the data is: the lakehouse (Spark + Delta under /Volumes or Unity Catalog)
+# and the pseudonymisation key (exported from the secret scope on the cluster only).
+CLUSTER_RESOURCES = frozenset({"lakehouse", "privacy"})
 
-    An asset is a Spark asset when one of its specs has the kind "spark"; its
-    checks read the same tables, so they run where the tables are. Done here
+
+def needs_the_cluster(definition: Any, spark_keys: set[dg.AssetKey] = frozenset()) -> bool:  # type: ignore[assignment]
+    """Whether a step touches the lakehouse or Spark: a Spark-kind asset (or a check of one), a step requiring
+    a cluster-only resource, or one that loads a table input through the Delta IO manager."""
+    if not isinstance(definition, dg.AssetsDefinition) or not definition.is_executable:
+        return False
+    op = definition.op
+    return (
+        any(SPARK_KIND in spec.kinds or spec.key in spark_keys for spec in definition.specs)
+        or any(spec.asset_key in spark_keys for spec in definition.check_specs)
+        or bool(CLUSTER_RESOURCES & set(definition.required_resource_keys))
+        or any(not input_def.dagster_type.is_nothing for input_def in op.input_defs)
+    )
+
+
+def launch_spark_steps(assets: Sequence[Any], checks: Sequence[Any] = ()) -> tuple[list[Any], list[Any]]:
+    """Makes every step that touches the lakehouse or Spark require the step launcher key.
+
+    That is every Spark asset and every check of one (they read the same
+    tables), and every other step that needs the lakehouse or the
+    pseudonymisation key: model training, evaluation and promotion read Delta
+    tables and write the audit log, so they run on the cluster too. Done here
     once so no asset names the launcher (Dagster also rejects
     `required_resource_keys` next to typed resource parameters). Specs of
     external assets and other definitions are returned unchanged.
@@ -176,17 +261,9 @@ def launch_spark_steps(assets: Sequence[Any], checks: Sequence[Any] = ()) -> tup
         for spec in asset.specs
         if SPARK_KIND in spec.kinds
     }
-
-    def runs_spark(definition: Any) -> bool:
-        if not isinstance(definition, dg.AssetsDefinition) or not definition.is_executable:
-            return False
-        return any(spec.key in spark_keys for spec in definition.specs) or any(
-            spec.asset_key in spark_keys for spec in definition.check_specs
-        )
-
     return (
-        [_with_launcher(a) if runs_spark(a) else a for a in assets],
-        [_with_launcher(c) if runs_spark(c) else c for c in checks],
+        [_with_launcher(a) if needs_the_cluster(a, spark_keys) else a for a in assets],
+        [_with_launcher(c) if needs_the_cluster(c, spark_keys) else c for c in checks],
     )
 
 
@@ -211,14 +288,27 @@ def _with_launcher(asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
 
 
 def pipes_databricks_client(settings: Settings) -> dg.ResourceDefinition:
-    """Dagster Pipes client for Databricks (model training scripts); deployed environments only."""
+    """Dagster Pipes client for Databricks scripts, context and messages in the staging volume; deployed only."""
+    volume = settings.profile.pipes_prefix
 
     @dg.resource(description="Dagster Pipes client that runs a script as a Databricks job run.")
     def _pipes_client(_context: dg.InitResourceContext):
         from dagster_databricks import PipesDatabricksClient
+        from dagster_databricks.pipes import (
+            PipesUnityCatalogVolumesContextInjector,
+            PipesUnityCatalogVolumesMessageReader,
+        )
 
         # WorkspaceClient reads DATABRICKS_HOST / DATABRICKS_TOKEN itself, at run time
-        return PipesDatabricksClient(client=WorkspaceClient(), poll_interval_seconds=settings.databricks_poll_seconds)
+        client = WorkspaceClient()
+        return PipesDatabricksClient(
+            client=client,
+            context_injector=PipesUnityCatalogVolumesContextInjector(client=client, volume_path=str(volume)),
+            message_reader=PipesUnityCatalogVolumesMessageReader(
+                client=client, volume_path=str(volume), interval=settings.databricks_poll_seconds
+            ),
+            poll_interval_seconds=settings.databricks_poll_seconds,
+        )
 
     if settings.launches_steps_on_databricks:
         return _pipes_client
@@ -232,7 +322,7 @@ def pipes_training_task(
 
     Pipes passes its bootstrap through `spark_env_vars` of the new cluster; the
     script only needs `dagster-pipes` (`open_dagster_pipes(context_loader=
-    PipesDbfsContextLoader(), message_writer=PipesDbfsMessageWriter())`).
+    PipesUnityCatalogVolumesContextLoader(), message_writer=PipesUnityCatalogVolumesMessageWriter())`).
     """
     profile = settings.profile
     cluster = profile.cluster
@@ -248,7 +338,6 @@ def pipes_training_task(
             "spark_conf": dict(cluster.spark_conf),
             "spark_env_vars": cluster_environment(settings),
         },
-        "libraries": [{"whl": profile.wheel_uri}, {"pypi": {"package": f"dagster-pipes=={version('dagster-pipes')}"}}]
-        + [{"pypi": {"package": lib}} for lib in CLUSTER_LIBRARIES],
+        "libraries": cluster_libraries(profile),
         "spark_python_task": {"python_file": script_uri, "parameters": list(parameters)},
     }

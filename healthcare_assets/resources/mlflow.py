@@ -24,6 +24,9 @@ class MlflowResource(dg.ConfigurableResource):
     tracking_uri: str
     registry_uri: str | None = None
     experiment_root: str = "/healthcare_assets"
+    # `catalog.schema` prefixed to every registered model name: a Unity Catalog registry (`databricks-uc`)
+    # only knows three-level names `catalog.schema.model`; None keeps the plain name (local, workspace registry).
+    model_namespace: str | None = None
 
     # --- tracking -----------------------------------------------------------------
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -82,14 +85,22 @@ class MlflowResource(dg.ConfigurableResource):
         with mlflow.start_run(experiment_id=self.experiment_id(experiment), run_name=run_name, tags=tags) as run:
             yield run
 
-    # --- registry -----------------------------------------------------------------
+    # --- registry (every `name` below is the model's short name; the namespace is added here) ------------
+    def registered_name(self, name: str) -> str:
+        """The name the registry knows the model by: `catalog.schema.model` in Unity Catalog."""
+        return f"{self.model_namespace}.{name}" if self.model_namespace else name
+
+    def alias_uri(self, name: str, alias: str) -> str:
+        """`models:/<registered name>@<alias>`, for `mlflow.pyfunc.load_model`."""
+        return f"models:/{self.registered_name(name)}@{alias}"
+
     def register_challenger(self, model_uri: str, name: str, tags: dict[str, str] | None = None):
         """Registers a new version of `name` and points the `challenger` alias at it."""
         import mlflow
 
         self._activate()
-        version = mlflow.register_model(model_uri, name, tags=tags)
-        self.client().set_registered_model_alias(name, CHALLENGER, version.version)
+        version = mlflow.register_model(model_uri, self.registered_name(name), tags=tags)
+        self.client().set_registered_model_alias(self.registered_name(name), CHALLENGER, version.version)
         return version
 
     def version_with_alias(self, name: str, alias: str):
@@ -97,13 +108,13 @@ class MlflowResource(dg.ConfigurableResource):
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client().get_model_version_by_alias(name, alias)
+            return self.client().get_model_version_by_alias(self.registered_name(name), alias)
         except MlflowException:
             return None
 
     def promote(self, name: str, version: str) -> None:
         """Moves the `champion` alias to `version` (the previous champion stays registered)."""
-        self.client().set_registered_model_alias(name, CHAMPION, version)
+        self.client().set_registered_model_alias(self.registered_name(name), CHAMPION, version)
 
 
 def pinned_requirements(*distributions: str) -> list[str]:
