@@ -255,5 +255,9 @@ def test_thresholds_from_the_training_scores_fail_the_scored_table_gate(trained,
     [day] = gate.metadata["flag_rates"].value
     assert day["day"] == D5.isoformat() and day["rate"] > 0.10 and not day["within_band"]
     assert gate.metadata["model_versions"].value == [version]
+    alerts = [
+        e.user_message for e in copy.instance.all_logs(result.run_id) if "[ERROR] gold/fraud_scores" in e.user_message
+    ]
+    assert len(alerts) == 1 and f"p95 flag rate outside 2%-10% on {D5}" in alerts[0]  # the log channel's alert
     failed = {g.gate: g.detail for g in promotion_gates(copy.instance, "xgboost", version) if not g.passed}
     assert failed.get("gold/fraud_scores_xgboost:flag_rate_in_band") == "failed"
