@@ -89,25 +89,20 @@ class TrainingSample:
 
 
 def training_sample(
-    lakehouse: LakehouseResource,
-    features: list[str],
-    holdout_days: int,
-    span_days: int,
-    max_rows: int,
-    calibration_share: float,
-    seed: int,
-    version: int | None = None,
+    lakehouse: LakehouseResource, features: list[str], config: FraudTrainingConfig, version: int | None = None
 ) -> TrainingSample:
-    """The sample of gold.claim_features at `version` (default: the latest); the same arguments and version
-    always give the same rows in the same order, so the same models."""
+    """The sample of gold.claim_features at `version` (default: the latest) that `config` draws; the same config
+    and version always give the same rows in the same order, so the same models."""
     storage = lakehouse.storage()
     version = storage.version(CLAIM_FEATURES) if version is None else version
     keys = [PARTITION_COLUMN, "claim_id", "member_key"]
     frame = feature_frame(storage.read(CLAIM_FEATURES, version=version), keys, features)
     days = [row[0] for row in frame.select(PARTITION_COLUMN).distinct().collect()]
     try:
-        window = training_window(days, holdout_days, span_days)
-        train, calibration = fraud_training.sampled_frames(frame, window, max_rows, seed, calibration_share)
+        window = training_window(days, config.holdout_days, config.training_span_days)
+        train, calibration = fraud_training.sampled_frames(
+            frame, window, config.max_training_rows, config.seed, config.calibration_share
+        )
     except ValueError as error:
         raise dg.Failure(f"gold.claim_features: {error}") from error
     forward = frame.where(F.col(PARTITION_COLUMN) >= F.lit(window.first_forward_day))
@@ -151,15 +146,7 @@ def _train_fraud_model(
     params = TreeParams(iterations=config.iterations, depth=config.depth, learning_rate=config.learning_rate)
     autoencoder = ClaimsTreeAutoencoder(model_type, params=params, seed=config.seed)
     features = autoencoder.features
-    sample = training_sample(
-        lakehouse,
-        features,
-        config.holdout_days,
-        config.training_span_days,
-        config.max_training_rows,
-        config.calibration_share,
-        config.seed,
-    )
+    sample = training_sample(lakehouse, features, config)
     window = sample.window
     context.log.info(
         f"{model_type}: training on {len(sample.train)} claims and calibrating on {len(sample.calibration)} sampled "
@@ -353,11 +340,7 @@ def fraud_model_evaluation(
     sample = training_sample(
         lakehouse,
         features,
-        sampling["holdout_days"],
-        sampling["training_span_days"],
-        sampling["max_training_rows"],
-        sampling["calibration_share"],
-        sampling["seed"],
+        FraudTrainingConfig(**sampling),
         version=int(latest_metadata_value(context, reference, "training_table_delta_version")),
     )
     if sample.window != window:
