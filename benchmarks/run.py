@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks import pipeline
+from benchmarks.backtest import BacktestConfig
 from benchmarks.measure import PYTHON, python_env, run_measured
 from benchmarks.scales import SCALES, Scale
 
@@ -148,7 +149,9 @@ def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
             "parallel_training", ["--lakehouse", lakehouse], RESULTS_DIR / "parallel_training.json", work, progress
         )
         progress(f"  parallel/sequential = {training['parallel_to_sequential_ratio']}")
-    if "backtest" in sections:
+    if "backtest" in sections and scale.history_days <= BacktestConfig.initial_days:
+        progress(f"backtest: skipped, {scale.history_days} days leave nothing after the history it trains on")
+    elif "backtest" in sections:
         progress("backtest: fraud detectors walked forward over the lakehouse's days, retrained weekly")
         backtest = _section_script(
             "backtest",
