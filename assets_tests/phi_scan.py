@@ -50,6 +50,16 @@ class Finding:
         return f"{self.kind} in clear text at {self.where}"
 
 
+def _json_records(text: str) -> Iterable[dict]:
+    """The records of a JSON-lines file; a malformed bad record (cut off mid-line) has none to read."""
+    for line in text.splitlines():
+        if line.strip().startswith("{"):
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
 def _landing_records(landing_root: Path) -> Iterable[tuple[str, dict]]:
     for name, source in SOURCES.items():
         for path in sorted((landing_root / name).glob("*/*")):
@@ -57,7 +67,7 @@ def _landing_records(landing_root: Path) -> Iterable[tuple[str, dict]]:
             if source.file_format == "csv":
                 rows = csv.DictReader(io.StringIO(text))
             else:
-                rows = (json.loads(line) for line in text.splitlines() if line.strip().startswith("{"))
+                rows = _json_records(text)
             for row in rows:
                 if isinstance(row, dict):
                     yield name, row

@@ -1,12 +1,11 @@
 """ClaimsTreeAutoencoder on claims whose features fit together, with injected misfits."""
 
-from datetime import date, timedelta
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from healthcare_assets.domain.autoencoder import ClaimsTreeAutoencoder, TreeParams, recent_training_days
+from healthcare_assets.domain import autoencoder
+from healthcare_assets.domain.autoencoder import ClaimsTreeAutoencoder, TreeParams
 from healthcare_assets.domain.autoencoder_pyfunc import score_frame
 from healthcare_assets.domain.fraud_evaluation import detection_metrics, precision_at_top, recall_by_pattern
 
@@ -67,17 +66,55 @@ def test_misfit_claims_score_higher_and_name_the_features_that_do_not_fit(fitted
     assert all({"claim_amount", "lines_same_visit", "procedure_code", "diagnosis_code"} & set(names) for names in top)
 
 
-def test_thresholds_are_p95_and_p99_of_the_training_scores(fitted):
-    train_scores, _ = fitted.compute_fraud_scores(_claims(500, 1))
-    assert fitted.thresholds["p95"] == pytest.approx(np.percentile(train_scores, 95))
-    assert fitted.thresholds["p99"] == pytest.approx(np.percentile(train_scores, 99))
+def test_thresholds_are_p95_and_p99_of_the_calibration_scores(fitted):
+    calibration_scores, _ = fitted.compute_fraud_scores(_claims(150, 2))
+    assert fitted.thresholds["p95"] == pytest.approx(np.percentile(calibration_scores, 95))
+    assert fitted.thresholds["p99"] == pytest.approx(np.percentile(calibration_scores, 99))
     assert fitted.thresholds["p95"] < fitted.thresholds["p99"]
+    assert fitted.training_summary["calibration_rows"] == 150
     scored = score_frame(fitted, _claims(300, 4, misfits=10))
     assert (scored["is_flagged_p99"] <= scored["is_flagged_p95"]).all()  # p99 flags are a subset of p95 flags
     assert (scored["is_flagged_p95"] == (scored["fraud_score"] > fitted.thresholds["p95"])).all()
     assert scored["score_percentile"].between(0, 100).all()
     above_p99 = scored.loc[scored["is_flagged_p99"], "score_percentile"]
     assert (above_p99 >= 99.0).all()
+
+
+def test_calibrated_thresholds_flag_about_5_percent_of_new_claims_where_in_sample_ones_flag_more(fitted):
+    """The models fit their own training claims better than new ones: a p95 taken from training scores sits too
+    low and flags far more than 5 % of a new day; the calibration claims were never fitted, like a new day."""
+    new_day = _claims(4000, 11)
+    scores, _ = fitted.compute_fraud_scores(new_day)
+    train_scores, _ = fitted.compute_fraud_scores(_claims(500, 1))
+    in_sample_p95 = np.percentile(train_scores, 95)
+    assert in_sample_p95 < fitted.thresholds["p95"]
+    assert 0.02 <= np.mean(scores > fitted.thresholds["p95"]) <= 0.10
+    assert np.mean(scores > in_sample_p95) > np.mean(scores > fitted.thresholds["p95"])
+
+
+def _with_rates(claims: pd.DataFrame, per_30_days: float, seed: int) -> pd.DataFrame:
+    """Claim rates over 30 and 90 days while the history is shorter than 30 days: the same count per day of
+    history, so the 90-day rate is exactly 3 x the 30-day one, in steps of `per_30_days`."""
+    counts = np.random.default_rng(seed).poisson(2, len(claims))
+    return claims.assign(claim_rate_30d=counts * per_30_days, claim_rate_90d=counts * per_30_days * 3)
+
+
+@pytest.mark.parametrize("model_type", ["catboost", "xgboost"])
+def test_an_exactly_determined_feature_cannot_swamp_the_score_on_unseen_values(model_type, monkeypatch):
+    """Trained where the 90-day rate is exactly 3 x the 30-day one in steps of 7.5, a day in steps of 6 falls
+    between the trees' splits. The calibration errors are near zero, so without a floor under the error scale
+    those misses are thousands of robust z-units; with it they are a few."""
+    numeric = [*NUMERIC, "claim_rate_30d", "claim_rate_90d"]
+
+    def mean_rate_error() -> float:
+        model = ClaimsTreeAutoencoder(model_type, CATEGORICAL, numeric, params=FAST, seed=7)
+        model.fit(_with_rates(_claims(500, 1), 7.5, 1), _with_rates(_claims(150, 2), 7.5, 2))
+        errors = model.feature_errors(_with_rates(_claims(1000, 12), 6.0, 3))
+        return float(errors[["claim_rate_30d", "claim_rate_90d"]].to_numpy().mean())
+
+    floored = mean_rate_error()
+    monkeypatch.setattr(autoencoder, "MIN_ERROR_SCALE", 0.0)
+    assert floored < 10 and mean_rate_error() > 5 * floored
 
 
 def test_save_and_load_give_identical_scores(fitted, tmp_path):
@@ -138,32 +175,3 @@ def test_evaluation_metrics():
     assert detection_metrics(labels, scores)["roc_auc"] == pytest.approx(1 - 1 / 16)
     patterns = pd.Series(["upcoding", None, "unbundling", None, *([None] * 6)])
     assert recall_by_pattern(patterns, scores > 0.75) == {"unbundling": 0.0, "upcoding": 1.0}
-
-
-def _days(*claims: int) -> dict:
-    return {date(2026, 1, 1) + timedelta(days=n): count for n, count in enumerate(claims)}
-
-
-def test_training_window_keeps_the_newest_days_that_fit_the_cap():
-    counts = _days(500, 400, 300, 200, 100)  # Jan 1 .. Jan 5
-    first, first_validation = recent_training_days(counts, max_rows=650, validation_share=0.34)
-    assert first == date(2026, 1, 3)  # 100 + 200 + 300 = 600 fits, + 400 would not
-    assert first_validation == date(2026, 1, 5)  # one of the three days validates
-
-
-def test_training_window_size_does_not_grow_with_history():
-    """90 days of 1,100 claims and a 20,000 cap: 18 days, 4 of them validating (a window of the latest days)."""
-    window = recent_training_days(_days(*[1_100] * 90), max_rows=20_000, validation_share=0.2)
-    assert window == (date(2026, 3, 14), date(2026, 3, 28))
-    longer = recent_training_days(_days(*[1_100] * 365), max_rows=20_000, validation_share=0.2)
-    assert (longer[1] - longer[0]).days == (window[1] - window[0]).days
-
-
-def test_training_window_always_has_a_training_and_a_validation_day():
-    """Days larger than the cap still give one day each side rather than nothing to train on."""
-    assert recent_training_days(_days(50_000, 50_000, 50_000), max_rows=20_000, validation_share=0.2) == (
-        date(2026, 1, 2),
-        date(2026, 1, 3),
-    )
-    with pytest.raises(ValueError, match="at least two days"):
-        recent_training_days(_days(10), max_rows=20_000, validation_share=0.2)

@@ -5,6 +5,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
@@ -13,6 +14,7 @@ from healthcare_assets.assets.landing import SyntheticDataConfig
 from healthcare_assets.domain.landing import reason_kind
 from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.domain.synthetic import member_roster
+from healthcare_assets.transforms import gold as gold_transforms
 from healthcare_assets.transforms.bronze import count_landing_lines
 
 # also run on classic Spark + delta-spark (the Databricks engine) by `make test`
@@ -105,9 +107,23 @@ def test_silver_deduplicates_the_duplicate_lines_bronze_kept(pipeline):
 def test_gold_claim_features_cover_every_silver_claim(pipeline):
     silver, gold = _read(pipeline, "silver/medical_claims"), _read(pipeline, "gold/claim_features")
     assert sorted(silver["claim_id"]) == sorted(gold["claim_id"])
-    first_claims = gold[gold["num_previous_claims"] == 0]
-    assert first_claims["average_claim_amount"].isna().all()
-    assert (gold.loc[gold["num_previous_claims"] > 0, "average_claim_amount"] > 0).all()
+    first_claims = gold["claim_rate_90d"] == 0
+    assert first_claims.any() and (~first_claims).any()
+    # no earlier claim in the window: no days since one and no mean to compare with, never 0
+    assert gold.loc[first_claims, ["days_since_last_claim", "amount_to_member_mean"]].isna().all().all()
+    assert gold.loc[~first_claims, ["days_since_last_claim", "amount_to_member_mean"]].notna().all().all()
+    assert (gold.loc[~first_claims, "amount_to_member_mean"] > 0).all()
+    assert gold["history_days"].between(1, 3).all()
+
+
+def test_claim_features_have_the_same_types_on_every_engine(pipeline):
+    schema = {
+        f.name: str(f.type) for f in pa.schema(DeltaTable(pipeline.table("gold", "claim_features")).schema().to_arrow())
+    }
+    arrow = {"int": "int32", "double": "double"}
+    assert {name: schema[name] for name in gold_transforms.CLAIM_FEATURE_TYPES} == {
+        name: arrow[dtype] for name, dtype in gold_transforms.CLAIM_FEATURE_TYPES.items()
+    }
 
 
 def test_dim_members_has_one_current_record_per_enrolled_member(pipeline):

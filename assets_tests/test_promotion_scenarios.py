@@ -61,8 +61,13 @@ BIASED_REGION = "Southwest"
 # baseline (a blocking gate), and the refusal would not isolate the fairness gate.
 BIAS_KNOB = {"bias_attribute": "geographic_region", "bias_value": BIASED_REGION, "bias_strength": 0.5}
 # Small trees train in seconds. The gate that each autoencoder beats the IsolationForest baseline is close on
-# this little data (training is deterministic: rows are ordered by claim id); these settings pass it.
-TRAINING = {"catboost": {"iterations": 30, "depth": 4}, "xgboost": {"iterations": 100, "depth": 3}}
+# this little data (training is deterministic: rows are ordered by claim id); these settings pass it. Four days of
+# history before the held-out DAY keep the flag rate of a new day near 5 % (trained on the lakehouse's first two
+# days only, the models flag 8-11 % of the next ones and the biased day's share crosses the scored-table gate).
+TRAINING = {
+    "catboost": {"iterations": 30, "depth": 4, "holdout_days": 1},
+    "xgboost": {"iterations": 100, "depth": 3, "holdout_days": 1},
+}
 FAIRNESS = "governance/fairness_monitoring"
 
 

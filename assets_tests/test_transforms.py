@@ -159,14 +159,16 @@ def test_claim_features_use_only_claims_received_before_each_claim(spark):
     day3 = history.where("ingest_date = DATE'2026-01-03'")
     rows = {r["claim_id"]: r for r in gold.claim_features(day3, history, members).collect()}
     a3 = rows["A3"]
-    assert a3["num_previous_claims"] == 2
-    assert a3["average_claim_amount"] == Decimal("200.00")
+    assert a3["history_days"] == 3  # days 1..3 hold received claims
+    assert a3["claim_rate_30d"] == 20.0 and a3["claim_rate_90d"] == 60.0  # 2 earlier claims in 3 days of history
+    assert a3["amount_to_member_mean"] == 0.25  # 50 / mean(100, 300)
     assert a3["days_since_last_claim"] == 0  # its service date is before the latest known one
     assert a3["claim_duration_days"] == 3
     assert a3["geographic_region"] == "Central"  # the member version valid on 2025-12-25
-    assert a3["patient_age"] == 45 and a3["patient_age_group"] == "35-49"
+    assert a3["patient_age"] == 45 and a3["patient_age_group"] == "35-49"  # 1980-07-01 .. 2025-12-25
     b1 = rows["B1"]
-    assert b1["num_previous_claims"] == 0 and b1["average_claim_amount"] is None
+    assert b1["claim_rate_30d"] == 0.0 and b1["claim_rate_90d"] == 0.0
+    assert b1["amount_to_member_mean"] is None and b1["days_since_last_claim"] is None  # a first claim
     assert b1["geographic_region"] == "Southeast"  # service before the first version: the first version
     assert b1["patient_age_group"] == "0-17"
 

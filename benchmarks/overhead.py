@@ -55,7 +55,9 @@ def _ref(key: dg.AssetKey) -> TableRef:
 def direct(storage: DeltaStorage, start: date, end: date, model_uri: str, model_version: str) -> None:
     """The gold tables and the scores from the transforms alone: what the assets do, without Dagster (the
     scoring asset loads its model from MLflow on every run, and so does this)."""
-    history = storage.read(_ref(SILVER_KEYS["medical_claims"]), start - timedelta(days=gold.CLAIM_HISTORY_DAYS), end)
+    history = storage.read(
+        _ref(SILVER_KEYS["medical_claims"]), start - timedelta(days=gold.CLAIM_FEATURE_WINDOW_DAYS), end
+    )
     members = storage.read(_ref(DIM_MEMBERS_KEY))
     claims = history.where(F.col(PARTITION_COLUMN).between(F.lit(start), F.lit(end)))
     storage.replace_days(gold.claim_features(claims, history, members), _ref(CLAIM_FEATURES_KEY), start, end)

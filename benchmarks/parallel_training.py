@@ -1,9 +1,10 @@
 """Wall time of training the CatBoost and XGBoost fraud autoencoders one after the other vs side by side.
 
-Reads gold.claim_features from a local lakehouse (default ./.lakehouse, what `make run` leaves), splits it
-by received day as the fraud_model_* assets do (latest 20 % of days validate), and trains both models with
-one thread each: first sequentially in this process, then in two processes at once (what the
-fraud_model_training job's multiprocess executor does). Writes benchmarks/results/parallel_training.json.
+Reads the newest `--max-rows` claims of gold.claim_features from a local lakehouse (default ./.lakehouse, what
+`make run` leaves), splits them by member into claims the models fit and a quarter calibrating, as the
+fraud_model_* assets do, and trains both models with one thread each: first sequentially in this process, then
+in two processes at once (what the fraud_model_training job's multiprocess executor does). Writes
+benchmarks/results/parallel_training.json.
 
     .venv/bin/python -m benchmarks.parallel_training [--lakehouse .lakehouse] [--iterations 100] [--depth 5]
 
@@ -29,19 +30,18 @@ RESULTS = Path(__file__).parent / "results" / "parallel_training.json"
 
 def _frames(lakehouse: Path, max_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     features = ClaimsTreeAutoencoder().features
-    frame = DeltaTable(str(lakehouse / "gold" / "claim_features")).to_pandas(columns=["ingest_date", *features])
-    frame = frame.sort_values("ingest_date").tail(max_rows)
-    days = sorted(frame["ingest_date"].unique())
-    first_validation = days[-max(1, round(len(days) * 0.2))]
+    columns = ["ingest_date", "claim_id", "member_key", *features]
+    frame = DeltaTable(str(lakehouse / "gold" / "claim_features")).to_pandas(columns=columns)
+    frame = frame.sort_values(["ingest_date", "claim_id"]).tail(max_rows)
     numeric = ClaimsTreeAutoencoder().num_features
     frame[numeric] = frame[numeric].astype(float)
-    is_validation = frame["ingest_date"] >= first_validation
-    return frame.loc[~is_validation, features], frame.loc[is_validation, features]
+    is_calibration = (pd.util.hash_pandas_object(frame["member_key"], index=False) % 4 == 0).to_numpy()
+    return frame.loc[~is_calibration, features], frame.loc[is_calibration, features]
 
 
-def _train(model_type: str, params: TreeParams, train: pd.DataFrame, validation: pd.DataFrame) -> float:
+def _train(model_type: str, params: TreeParams, train: pd.DataFrame, calibration: pd.DataFrame) -> float:
     started = time.perf_counter()
-    ClaimsTreeAutoencoder(model_type, params=params).fit(train, validation)
+    ClaimsTreeAutoencoder(model_type, params=params).fit(train, calibration)
     return time.perf_counter() - started
 
 
@@ -54,22 +54,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     params = TreeParams(iterations=args.iterations, depth=args.depth, threads=1)
-    train, validation = _frames(args.lakehouse, args.max_rows)
+    train, calibration = _frames(args.lakehouse, args.max_rows)
 
     started = time.perf_counter()
-    sequential_steps = {t: _train(t, params, train, validation) for t in ("catboost", "xgboost")}
+    sequential_steps = {t: _train(t, params, train, calibration) for t in ("catboost", "xgboost")}
     sequential = time.perf_counter() - started
 
     started = time.perf_counter()
     # spawned, not forked: a fork after the sequential fits inherits OpenMP thread state and hangs
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {t: pool.submit(_train, t, params, train, validation) for t in ("catboost", "xgboost")}
+        futures = {t: pool.submit(_train, t, params, train, calibration) for t in ("catboost", "xgboost")}
         parallel_steps = {t: f.result() for t, f in futures.items()}
     parallel = time.perf_counter() - started
 
     result = {
         "train_rows": len(train),
-        "validation_rows": len(validation),
+        "calibration_rows": len(calibration),
         "iterations": args.iterations,
         "depth": args.depth,
         "threads_per_model": 1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmarks.backtest import backtest_section
 from benchmarks.pipeline import INCREMENTAL_REPEATS
 
 SCALE_ORDER = ("tiny", "small", "medium", "large")
@@ -225,7 +226,8 @@ def render(results: Path) -> tuple[str, dict]:
         out += [f"{NOT_MEASURED}: no scale measured yet.", "", *not_run]
         out += _parallel_training_section(parallel)
         out += ["## 6. Engines", "", *_engine_matrix_section(engine_matrix)]
-        return "\n".join(out), data
+        backtest, data["backtest"] = backtest_section(results, SCALE_ORDER)
+        return "\n".join([*out, *backtest]), data
     out += _machine_section(pipelines[scales[0]])
     out += ["### Scales", "", *_scale_table(pipelines), *(not_run if missing else [])]
 
@@ -481,4 +483,5 @@ def render(results: Path) -> tuple[str, dict]:
             )
     out += _table(["scale", "bronze rows", "same result", "Sail", "pandas", "pandas / Sail"], rows)
     out += _engine_matrix_section(engine_matrix)
-    return "\n".join(out), data
+    backtest, data["backtest"] = backtest_section(results, SCALE_ORDER)
+    return "\n".join([*out, *backtest]), data

@@ -5,7 +5,7 @@
 
 Each section writes its own JSON into benchmarks/results/ (this runner's sections are per scale:
 `pipeline_<scale>.json`, `overhead_<scale>.json`, `sail_vs_pandas_<scale>.json`; other scripts add
-`parallel_training.json` and `engines.json`). The renderer collects whatever is there, so a
+`parallel_training.json`, `engines.json` and `backtest_<scale>.json`). The renderer collects whatever is there, so a
 section measured later or by another script plugs in, and an absent one reads "not yet measured".
 """
 
@@ -25,12 +25,13 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks import pipeline
+from benchmarks.backtest import BacktestConfig
 from benchmarks.measure import PYTHON, python_env, run_measured
 from benchmarks.scales import SCALES, Scale
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-SECTIONS = ("pipeline", "overhead", "engines", "training")
+SECTIONS = ("pipeline", "overhead", "engines", "training", "backtest")
 PACKAGES = ("dagster", "pyspark", "pysail", "deltalake", "pandas", "pyarrow", "numpy", "catboost", "xgboost")
 
 
@@ -148,6 +149,19 @@ def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
             "parallel_training", ["--lakehouse", lakehouse], RESULTS_DIR / "parallel_training.json", work, progress
         )
         progress(f"  parallel/sequential = {training['parallel_to_sequential_ratio']}")
+    if "backtest" in sections and scale.history_days <= BacktestConfig.initial_days:
+        progress(f"backtest: skipped, {scale.history_days} days leave nothing after the history it trains on")
+    elif "backtest" in sections:
+        progress("backtest: fraud detectors walked forward over the lakehouse's days, retrained weekly")
+        backtest = _section_script(
+            "backtest",
+            ["--scale", scale.name, "--lakehouse", lakehouse],
+            RESULTS_DIR / f"backtest_{scale.name}.json",
+            work,
+            progress,
+        )
+        best = max(backtest["detectors"][m]["roc_auc"] for m in ("catboost", "xgboost"))
+        progress(f"  best autoencoder forward ROC-AUC {best}, rules {backtest['detectors']['siu_rules']['roc_auc']}")
 
 
 def main() -> None:
@@ -159,7 +173,8 @@ def main() -> None:
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
-        help="comma-separated subset of pipeline,overhead,engines,training (without pipeline: reuse a kept lakehouse)",
+        help="comma-separated subset of pipeline,overhead,engines,training,backtest (without pipeline: reuse a kept "
+        "lakehouse)",
     )
     args = parser.parse_args()
     progress = _progress(time.perf_counter())

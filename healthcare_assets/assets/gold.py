@@ -25,8 +25,10 @@ CLAIM_FEATURE_SOURCES = {
     "patient_age_group": _AGE,
     "patient_gender": [(DIM_MEMBERS_KEY, "gender")],
     "days_since_last_claim": [(_CLAIMS, "member_key"), (_CLAIMS, "service_start_date")],
-    "num_previous_claims": [(_CLAIMS, "member_key"), (_CLAIMS, "claim_id")],
-    "average_claim_amount": [(_CLAIMS, "member_key"), (_CLAIMS, "claim_amount")],
+    "claim_rate_30d": [(_CLAIMS, "member_key"), (_CLAIMS, "claim_id"), (_CLAIMS, PARTITION_COLUMN)],
+    "claim_rate_90d": [(_CLAIMS, "member_key"), (_CLAIMS, "claim_id"), (_CLAIMS, PARTITION_COLUMN)],
+    "amount_to_member_mean": [(_CLAIMS, "member_key"), (_CLAIMS, "claim_amount")],
+    "history_days": [(_CLAIMS, PARTITION_COLUMN)],
     "claim_duration_days": [(_CLAIMS, "service_start_date"), (_CLAIMS, "service_end_date")],
     "identical_claims_before": [
         (_CLAIMS, column) for column in ("member_key", "provider_id", "procedure_code", "service_start_date")
@@ -66,7 +68,7 @@ MEMBER_FEATURE_SOURCES = {
         "claim_history": dg.AssetIn(
             SILVER_KEYS["medical_claims"],
             partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-gold.CLAIM_HISTORY_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True
+                start_offset=-gold.CLAIM_FEATURE_WINDOW_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True
             ),
         ),
         "members": dg.AssetIn(DIM_MEMBERS_KEY),

@@ -13,6 +13,7 @@ from healthcare_assets.assets import promotion
 from healthcare_assets.assets.common import latest_metadata_value, run_days
 from healthcare_assets.assets.fraud import CLAIM_FEATURES, EVALUATION_KEY, MODEL_KEYS, MODEL_TYPES, SCORE_KEYS
 from healthcare_assets.assets.landing import FRAUD_LABELS_KEY
+from healthcare_assets.checks import fraud as fraud_gates
 from healthcare_assets.checks.governance import (
     DI_GATE,
     FPR_GATE,
@@ -39,12 +40,9 @@ FAIRNESS_MONITORING_KEY = dg.AssetKey(["governance", "fairness_monitoring"])
 REGISTERED_FRAUD_MODEL_KEY = dg.AssetKey(["fraud", "registered_fraud_model"])
 FRAUD_MODEL_NAME = "claims_fraud_autoencoder"
 GOVERNANCE_OWNERS = ["team:fraud-ml", "team:governance"]
-# the gates each fraud model must pass (checks/fraud.py and checks/governance.py define them)
-MODEL_CHECKS = ("training_data_volume", "scores_sane")
-# each model's own fairness gates: its promotion reads these only
+# each model's own fairness gates: its promotion reads these only (the fraud gates are checks/fraud.py's promotion_gates)
 DI_GATE_KEYS = {t: dg.AssetCheckKey(FAIRNESS_MONITORING_KEY, fairness_gate_name(DI_GATE, t)) for t in MODEL_TYPES}
 FPR_GATE_KEYS = {t: dg.AssetCheckKey(FAIRNESS_MONITORING_KEY, fairness_gate_name(FPR_GATE, t)) for t in MODEL_TYPES}
-BEATS_BASELINE_KEY = dg.AssetCheckKey(EVALUATION_KEY, "beats_isolation_forest")
 CHART_CAP = 3.0  # the disparate-impact chart cuts bars off here and prints their value
 
 FAIRNESS_SCHEMA = T.StructType(
@@ -326,10 +324,10 @@ def fairness_monitoring(context: dg.AssetExecutionContext, config: FairnessConfi
     key=REGISTERED_FRAUD_MODEL_KEY,
     deps=[*MODEL_KEYS.values(), EVALUATION_KEY, FAIRNESS_MONITORING_KEY],
     description=f"Registers the fraud autoencoder with the better evaluation ROC-AUC as `challenger` of "
-    f"{FRAUD_MODEL_NAME} and moves `champion` to it only when its model checks, beats_isolation_forest, its own "
-    "fairness disparate-impact gate (judged on its shipped flags) and the latest drift gates passed, re-read from "
-    "the instance (its false-positive-rate parity warning is recorded beside them); the decision goes to "
-    "governance.model_audit_log, a refusal also alerts.",
+    f"{FRAUD_MODEL_NAME} and moves `champion` to it only when its model checks, beats_isolation_forest, its scored "
+    "table's flag-rate gate, its own fairness disparate-impact gate (judged on its shipped flags) and the latest "
+    "drift gates passed, re-read from the instance (its false-positive-rate parity warning is recorded beside "
+    "them); the decision goes to governance.model_audit_log, a refusal also alerts.",
     group_name="fraud",
     kinds={"mlflow"},
     owners=GOVERNANCE_OWNERS,
@@ -348,8 +346,7 @@ def registered_fraud_model(
     )
     context.log.info(f"{best} (ROC-AUC {roc_auc[best]:.3f}) registered as challenger version {version.version}")
 
-    gates = [promotion.verify_gate(instance, dg.AssetCheckKey(MODEL_KEYS[best], name)) for name in MODEL_CHECKS]
-    gates.append(promotion.verify_gate(instance, BEATS_BASELINE_KEY))
+    gates = fraud_gates.promotion_gates(instance, best, run_id)
     # the model's own fairness gates: the other model's flags never block it
     di_gate = promotion.verify_gate(instance, DI_GATE_KEYS[best])
     false_positive_gate = promotion.verify_gate(instance, FPR_GATE_KEYS[best])  # a warning: recorded, not blocking

@@ -17,13 +17,18 @@ from healthcare_assets import charts
 from healthcare_assets.assets.common import SPARK_DELTA, run_day_range
 from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY
 from healthcare_assets.domain import drift
-from healthcare_assets.domain.features import CLAIM_CATEGORICAL_FEATURES, CLAIM_NUMERIC_FEATURES, PROTECTED_ATTRIBUTES
+from healthcare_assets.domain.features import (
+    CLAIM_CATEGORICAL_FEATURES,
+    CLAIM_HISTORY_FEATURES,
+    CLAIM_NUMERIC_FEATURES,
+    PROTECTED_ATTRIBUTES,
+)
 from healthcare_assets.metadata import rounded
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.transforms.drift import bin_counts, reference_edges
-from healthcare_assets.transforms.gold import CLAIM_HISTORY_DAYS
+from healthcare_assets.transforms.gold import CLAIM_FEATURE_WINDOW_DAYS
 
 PSI_METRICS_KEY = dg.AssetKey(["monitoring", "psi_metrics"])
 DRIFT_SUMMARY_KEY = dg.AssetKey(["monitoring", "drift_summary"])
@@ -34,10 +39,10 @@ MODEL_FEATURES = (*CLAIM_NUMERIC_FEATURES, *CLAIM_CATEGORICAL_FEATURES)
 MONITORED_CATEGORICAL = (*CLAIM_CATEGORICAL_FEATURES, *(a for a in PROTECTED_ATTRIBUTES if a not in MODEL_FEATURES))
 # the first days of history are the period the models train on
 DEFAULT_REFERENCE_DAYS = 7
-# Features aggregated over the member's trailing claim history grow with the history itself until the history
-# window is full (a year after the first claim day): they are reported, but gated (PSI gate, composite score)
-# only once the reference window starts a full history window after the first claim day.
-TRAILING_HISTORY_FEATURES = ("days_since_last_claim", "num_previous_claims", "average_claim_amount")
+# Features over the member's trailing claim history settle only once the feature window is full (90 days after
+# the first claim day): they are reported, but gated (PSI gate, composite score) only once the reference window
+# starts a full feature window after the first claim day.
+TRAILING_HISTORY_FEATURES = CLAIM_HISTORY_FEATURES
 # PSI above this is drawn at it: a grossly shifted feature must not flatten the WARN/ERROR lines
 PSI_CHART_CAP = 1.0
 
@@ -106,7 +111,7 @@ def _reference_window(first_day: date, config: PsiConfig) -> tuple[date, date]:
 
 def history_features_gated(first_day: date, reference_start: date) -> bool:
     """Whether the trailing-history features are comparable: the reference starts after a full history window."""
-    return reference_start >= first_day + timedelta(days=CLAIM_HISTORY_DAYS)
+    return reference_start >= first_day + timedelta(days=CLAIM_FEATURE_WINDOW_DAYS)
 
 
 @dg.asset(
@@ -132,7 +137,7 @@ def psi_metrics(context: dg.AssetExecutionContext, config: PsiConfig, lakehouse:
     if not history_gated:
         context.log.info(
             f"{', '.join(TRAILING_HISTORY_FEATURES)}: reported but not gated until the reference window starts "
-            f"{CLAIM_HISTORY_DAYS} days after the first claim day {first_day}"
+            f"{CLAIM_FEATURE_WINDOW_DAYS} days after the first claim day {first_day}"
         )
     reference = claims.where(F.col(PARTITION_COLUMN).between(F.lit(reference_start), F.lit(reference_end)))
     start, end = run_day_range(context)

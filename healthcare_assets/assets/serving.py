@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import functions as F
 
-from healthcare_assets.assets.fraud import CLAIM_FEATURES, _feature_frame, load_fraud_model
+from healthcare_assets.assets.fraud import CLAIM_FEATURES, feature_frame, load_fraud_model
 from healthcare_assets.assets.governance import FRAUD_MODEL_NAME, REGISTERED_FRAUD_MODEL_KEY
 from healthcare_assets.assets.risk import MEMBER_FEATURES_REF, MODEL_NAME, REGISTERED_RISK_MODEL_KEY
 from healthcare_assets.catalog import gate_metadata
@@ -135,7 +135,7 @@ def fraud_detector_endpoint(
     claims = storage.read(CLAIM_FEATURES)
     latest = claims.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
     day = claims.where(F.col(PARTITION_COLUMN) == F.lit(latest)).orderBy("claim_id").limit(PROBE_RECORDS)
-    sample = _feature_frame(day, [*scoring.KEY_COLUMNS, PARTITION_COLUMN], autoencoder.features).localCheckpoint()
+    sample = feature_frame(day, [*scoring.KEY_COLUMNS, PARTITION_COLUMN], autoencoder.features).localCheckpoint()
     batch: pd.DataFrame = (
         scoring.fraud_scores(sample, autoencoder, model.champion_version).orderBy("claim_id").toPandas()
     )

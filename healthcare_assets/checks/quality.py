@@ -97,7 +97,7 @@ TABLE_RULES = [
         CLAIM_FEATURES_KEY,
         ("claim_id",),
         {
-            **_amount_rules("claim_amount", "num_previous_claims", "claim_duration_days"),
+            **_amount_rules("claim_amount", "claim_rate_90d", "claim_duration_days"),
             "patient_age_plausible": "patient_age IS NULL OR patient_age BETWEEN 0 AND 120",
         },
         warnings={

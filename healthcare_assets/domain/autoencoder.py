@@ -10,11 +10,14 @@ no claim's score. A claim's per-feature reconstruction error is
 * numeric: |t(x) - t(x̂)| with t = signed log1p, so amounts and counts are compared on a ratio scale;
 * categorical: 1 - the predicted probability of the observed class (1 for a class never seen).
 
-Each error is turned into a robust z-score against the errors on the validation
-set (median and median absolute deviation), negative values clipped to 0, so no
-feature dominates by its units. The fraud score is the mean of those z-scores;
-the thresholds are the 95th and 99th percentiles of the training scores. Pure
-Python: no Dagster, no Spark.
+Each error is turned into a robust z-score against the errors on a calibration
+set of claims no per-feature model trained on (median and median absolute
+deviation), negative values clipped to 0, so no feature dominates by its units.
+The fraud score is the mean of those z-scores; the thresholds are the 95th and
+99th percentiles of the calibration scores. Scores of claims a model trained on
+are lower than those of new claims (trees fit their training rows), so thresholds
+taken from them would flag far more than 5 % of every new day. Pure Python: no
+Dagster, no Spark.
 """
 
 from __future__ import annotations
@@ -34,32 +37,12 @@ from .features import FRAUD_CATEGORICAL_FEATURES, FRAUD_CONTEXT_FEATURES, FRAUD_
 MODEL_TYPES = ("catboost", "xgboost")
 MISSING_CATEGORY = "__missing__"
 MODEL_FILE = "claims_tree_autoencoder.pkl"
-# Percentiles of the training scores kept with the model, so scoring can report a claim's percentile.
+# The error scale of a feature is at least this share of its spread: a feature the others determine exactly in
+# the training days (claims in the last 30 and 90 days are the same count until the history is 30 days long)
+# has near-zero calibration errors, and without a floor any small change on a new day is thousands of "z".
+MIN_ERROR_SCALE = 0.1
+# Percentiles of the calibration scores kept with the model, so scoring can report a claim's percentile.
 _PERCENTILE_GRID = np.linspace(0.0, 100.0, 1001)
-
-
-def recent_training_days(claims_per_day: dict[date, int], max_rows: int, validation_share: float) -> tuple[date, date]:
-    """(first day, first validation day) of the training window: the most recent days holding at most
-    `max_rows` claims (never fewer than two days), the latest `validation_share` of them validating.
-
-    The window follows the newest data so the model learns today's behaviour, and its size stays the
-    same however long the history grows.
-    """
-    if len(claims_per_day) < 2:
-        raise ValueError(
-            f"{len(claims_per_day)} day(s) of claims: training needs at least two days "
-            "(earlier days train, the latest validate); materialise more days first"
-        )
-    newest_first = sorted(claims_per_day, reverse=True)
-    window = newest_first[:2]
-    total = sum(claims_per_day[day] for day in window)
-    for day in newest_first[2:]:
-        if total + claims_per_day[day] > max_rows:
-            break
-        window.append(day)
-        total += claims_per_day[day]
-    validation_days = min(len(window) - 1, max(1, round(len(window) * validation_share)))
-    return window[-1], window[validation_days - 1]
 
 
 @dataclass(frozen=True)
@@ -115,8 +98,9 @@ class ClaimsTreeAutoencoder:
         self._error_scales: dict[str, _ErrorScale] = {}
         self._category_levels: dict[str, list[str]] = {}
         self.thresholds: dict[str, float] = {}
-        self._train_score_percentiles: np.ndarray | None = None
+        self._train_score_percentiles: np.ndarray | None = None  # of the calibration scores
         self.training_summary: dict[str, float] = {}
+        self.training_days: tuple[date, date] | None = None  # first and last day of the claims it learnt from
 
     # --------------------------------------------------------------------- public API
     @property
@@ -133,39 +117,48 @@ class ClaimsTreeAutoencoder:
         return bool(self._models)
 
     def fit(
-        self, train_df: pd.DataFrame, val_df: pd.DataFrame, progress: Callable[[str], None] | None = None
+        self,
+        train_df: pd.DataFrame,
+        calibration_df: pd.DataFrame,
+        progress: Callable[[str], None] | None = None,
+        training_days: tuple[date, date] | None = None,
     ) -> ClaimsTreeAutoencoder:
-        """Trains one model per feature on `train_df`; error scales come from `val_df`, thresholds from train."""
+        """Trains one model per feature on `train_df`; the error scales, thresholds and score percentiles come
+        from `calibration_df`, claims none of the models trained on. `training_days` records the first and last
+        day of the claims both frames were drawn from."""
         self._require_columns(train_df, "train_df")
-        self._require_columns(val_df, "val_df")
-        if len(train_df) < 10 or len(val_df) < 5:
+        self._require_columns(calibration_df, "calibration_df")
+        if len(train_df) < 10 or len(calibration_df) < 5:
             raise ValueError(
-                f"too few claims to train on ({len(train_df)} train, {len(val_df)} validation): "
+                f"too few claims to train on ({len(train_df)} train, {len(calibration_df)} calibration): "
                 "materialise more days of gold.claim_features"
             )
         train = self._prepare(train_df, learn_levels=True)
-        val = self._prepare(val_df)
+        calibration = self._prepare(calibration_df)
         for number, feature in enumerate(self.targets, start=1):
             if progress is not None:
                 progress(f"{self.model_type}: model {number} of {len(self.targets)} ({feature})")
             self._models[feature] = self._fit_feature(train, feature)
-        val_errors = self._raw_errors(val)
+        calibration_errors = self._raw_errors(calibration)
         for feature in self.targets:
-            errors = val_errors[feature].to_numpy(dtype=float)
+            errors = calibration_errors[feature].to_numpy(dtype=float)
             median = float(np.median(errors))
             deviation = np.abs(errors - median)
-            scale = max(1.4826 * float(np.median(deviation)), float(np.mean(deviation)), 1e-6)
+            floor = MIN_ERROR_SCALE * self._spread(train, feature)
+            scale = max(1.4826 * float(np.median(deviation)), float(np.mean(deviation)), floor, 1e-6)
             self._error_scales[feature] = _ErrorScale(median, scale)
-        train_scores, _ = self.compute_fraud_scores(train_df)
-        self._train_score_percentiles = np.percentile(train_scores, _PERCENTILE_GRID)
-        self.thresholds = {"p95": float(np.percentile(train_scores, 95)), "p99": float(np.percentile(train_scores, 99))}
-        val_scores, _ = self.compute_fraud_scores(val_df)
+        calibration_scores, _ = self.compute_fraud_scores(calibration_df)
+        self._train_score_percentiles = np.percentile(calibration_scores, _PERCENTILE_GRID)
+        self.thresholds = {
+            "p95": float(np.percentile(calibration_scores, 95)),
+            "p99": float(np.percentile(calibration_scores, 99)),
+        }
+        self.training_days = training_days
         self.training_summary = {
             "train_rows": float(len(train_df)),
-            "validation_rows": float(len(val_df)),
-            "train_score_mean": float(np.mean(train_scores)),
-            "validation_score_mean": float(np.mean(val_scores)),
-            "validation_flag_rate_p95": float(np.mean(val_scores > self.thresholds["p95"])),
+            "calibration_rows": float(len(calibration_df)),
+            "calibration_score_mean": float(np.mean(calibration_scores)),
+            "calibration_flag_rate_p95": float(np.mean(calibration_scores > self.thresholds["p95"])),
         }
         return self
 
@@ -185,11 +178,11 @@ class ClaimsTreeAutoencoder:
         return errors.mean(axis=1).to_numpy(dtype=float), errors
 
     def score_percentiles(self, scores: np.ndarray) -> np.ndarray:
-        """Where each score falls in the training score distribution, 0..100."""
+        """Where each score falls in the calibration score distribution, 0..100."""
         self._require_fitted()
         grid = self._train_score_percentiles
         if grid is None:  # set at the end of fit, so only a model whose fit failed lacks it
-            raise RuntimeError("the autoencoder has no training score distribution: fit it again")
+            raise RuntimeError("the autoencoder has no calibration score distribution: fit it again")
         position = np.searchsorted(grid, scores, side="right")
         return np.round(_PERCENTILE_GRID[np.clip(position - 1, 0, len(grid) - 1)], 1)
 
@@ -221,6 +214,7 @@ class ClaimsTreeAutoencoder:
         if not isinstance(model, cls):
             raise TypeError(f"{source} does not hold a {cls.__name__}")
         model.__dict__.setdefault("context_features", [])  # saved before context features: every one a target
+        model.__dict__.setdefault("training_days", None)  # saved before the training days were recorded
         return model
 
     # --------------------------------------------------------------------- internals
@@ -231,7 +225,9 @@ class ClaimsTreeAutoencoder:
 
     def _require_fitted(self) -> None:
         if not self.is_fitted:
-            raise RuntimeError("the autoencoder is not fitted: call fit(train_df, val_df) or load a saved model")
+            raise RuntimeError(
+                "the autoencoder is not fitted: call fit(train_df, calibration_df) or load a saved model"
+            )
 
     def _prepare(self, df: pd.DataFrame, learn_levels: bool = False) -> pd.DataFrame:
         """Numeric features as float (signed log1p), categoricals as strings with a missing marker."""
@@ -245,6 +241,14 @@ class ClaimsTreeAutoencoder:
             if learn_levels:
                 self._category_levels[feature] = sorted(frame[feature].unique())
         return frame
+
+    def _spread(self, train: pd.DataFrame, feature: str) -> float:
+        """How far a numeric feature's values range: their standard deviation on the signed-log scale errors are
+        measured on. 0 for a categorical one: a class the models give no chance is evidence however rare."""
+        if feature in self.cat_features:
+            return 0.0
+        values = train[feature].to_numpy(dtype=float)
+        return float(np.nanstd(values)) if np.isfinite(values).any() else 0.0
 
     def _inputs(self, frame: pd.DataFrame, target: str) -> pd.DataFrame:
         inputs = frame.drop(columns=[target])

@@ -12,7 +12,7 @@ TOP_FEATURES = 3
 
 
 def score_frame(model: ClaimsTreeAutoencoder, features: pd.DataFrame) -> pd.DataFrame:
-    """Per claim: fraud score, its percentile among training scores, p95/p99 flags and the top features."""
+    """Per claim: fraud score, its percentile among calibration scores, p95/p99 flags and the top features."""
     scores, errors = model.compute_fraud_scores(features)
     return pd.DataFrame(
         {

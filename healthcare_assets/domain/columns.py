@@ -38,12 +38,15 @@ DERIVED_COLUMNS = {
     "attributes_hash": "SHA-256 of the tracked attributes: a change opens a new version",
     # gold.claim_features
     "claim_date": "Service start date of the claim",
-    "patient_age": "Age in years on the service date (service year - birth year)",
+    "patient_age": "Age in whole years on the service date, assuming a birthday on 1 July of the birth year",
     "patient_gender": "Member gender on the service date (protected attribute)",
     "patient_age_group": "Age band on the service date (protected attribute)",
-    "days_since_last_claim": "Days since the member's previous claim's service start (null for a first claim)",
-    "num_previous_claims": "Member's claims received in the previous 365 days, before this one",
-    "average_claim_amount": "Average billed amount of those previous claims (null for a first claim)",
+    "days_since_last_claim": "Days since the service start of the member's latest earlier claim received in the "
+    "last 90 days (null: none)",
+    "claim_rate_30d": "Member's earlier claims received in the last 30 days, per 30 days of received history",
+    "claim_rate_90d": "Member's earlier claims received in the last 90 days, per 90 days of received history",
+    "amount_to_member_mean": "Billed amount / the mean of the member's earlier claims in the last 90 days (null: none)",
+    "history_days": "Days of the 90-day feature window (the claim's day included) that hold received claims",
     "claim_duration_days": "Service end date - service start date, in days",
     # gold.member_features
     "as_of_date": "Day of the latest claim received: utilisation covers the 365 days up to it",
@@ -67,13 +70,14 @@ DERIVED_COLUMNS = {
     # gold.claim_features: claim context the fraud autoencoder sees (from claims received up to that day)
     "identical_claims_before": "Earlier claims of the same member, provider, procedure and service date",
     "lines_same_visit": "Claim lines of the same member, provider and service date",
-    "amount_to_procedure_typical": "Billed amount divided by the procedure's typical (median) amount",
-    "procedure_share_for_diagnosis": "Share of the diagnosis's claims billed with this procedure",
+    "amount_to_procedure_typical": "Billed amount / the geometric-mean amount of the procedure's claims in the last 90 days",
+    "procedure_share_for_diagnosis": "Share of the diagnosis's claims in the last 90 days billed with this procedure",
     # gold.fraud_scores_*
     "fraud_score": "Normalised reconstruction error of the claim under the autoencoder (higher = more unusual)",
-    "score_percentile": "Percentile of the score among the model's training scores (0-100)",
-    "is_flagged_p95": "Score above the model's p95 training threshold",
-    "is_flagged_p99": "Score above the model's p99 training threshold",
+    "score_percentile": "Percentile of the score among the model's calibration scores (0-100)",
+    "is_flagged_p95": "Score above the model's p95 threshold (from calibration claims no model trained on)",
+    "is_flagged_p99": "Score above the model's p99 threshold (from calibration claims no model trained on)",
+    "in_training_window": "The model learnt from claims of this day: the day is not scored forward",
     "top_features": "Features whose reconstruction error contributed most to the score, largest first",
     "scored_at": "When the row was scored (UTC)",
     # gold.member_risk_predictions

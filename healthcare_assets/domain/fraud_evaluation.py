@@ -1,6 +1,12 @@
-"""Scoring fraud detectors against labelled claims: ranking quality, precision at the top, recall per pattern."""
+"""Scoring fraud detectors against labelled claims (ranking quality, precision at the top, recall per pattern) and
+judging the share of a day's claims a model flags, which needs no labels."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -9,6 +15,68 @@ from .features import FRAUD_CATEGORICAL_FEATURES, FRAUD_NUMERIC_FEATURES
 
 # points kept per curve: smooth at chart size, a few kilobytes of metadata whatever the number of claims
 CURVE_POINTS = 200
+# A calibrated model flags about 5 % of a new day's claims at its p95 threshold; outside this band the list an
+# investigator works is either noise-sized or far beyond capacity.
+FLAG_RATE_BAND = (0.02, 0.10)
+_Z_95 = 1.959964  # two-sided 95 % normal quantile
+
+
+@dataclass(frozen=True)
+class DayFlagRate:
+    """A day's p95 flags, with the 95 % Wilson interval of its rate: a day is out of band only when that whole
+    interval is, so a small day is not failed for a claim or two more or less."""
+
+    day: date
+    claims: int
+    flagged: int
+    band: tuple[float, float] = FLAG_RATE_BAND
+
+    @property
+    def rate(self) -> float:
+        return self.flagged / self.claims if self.claims else 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        if not self.claims:
+            return 0.0, 1.0
+        n, p, z2 = self.claims, self.rate, _Z_95**2
+        centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+        half = _Z_95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+        return max(0.0, centre - half), min(1.0, centre + half)
+
+    @property
+    def within_band(self) -> bool:
+        low, high = self.interval
+        return high >= self.band[0] and low <= self.band[1]
+
+    @classmethod
+    def from_dict(cls, entry: Mapping) -> DayFlagRate:
+        return cls(date.fromisoformat(entry["day"]), int(entry["claims"]), int(entry["flagged"]))
+
+    def as_dict(self) -> dict:
+        low, high = self.interval
+        return {
+            "day": self.day.isoformat(),
+            "claims": self.claims,
+            "flagged": self.flagged,
+            "rate": round(self.rate, 4),
+            "interval": [round(low, 4), round(high, 4)],
+            "within_band": self.within_band,
+        }
+
+
+def day_flag_rates(
+    counts: Mapping[date, tuple[int, int]], band: tuple[float, float] = FLAG_RATE_BAND
+) -> list[DayFlagRate]:
+    """Per day (oldest first): (claims, flagged) -> the day's flag rate judged against `band`."""
+    return [DayFlagRate(day, claims, flagged, band) for day, (claims, flagged) in sorted(counts.items())]
+
+
+def daily_flag_counts(days: pd.Series, flagged: np.ndarray) -> dict[date, tuple[int, int]]:
+    """day -> (claims, flagged) of a scored frame."""
+    frame = pd.DataFrame({"day": days.to_numpy(), "flagged": np.asarray(flagged, dtype=bool)})
+    grouped = frame.groupby("day", sort=True)["flagged"].agg(["size", "sum"])
+    return {day: (int(row["size"]), int(row["sum"])) for day, row in grouped.iterrows()}
 
 
 def precision_at_top(labels: np.ndarray, scores: np.ndarray, share: float) -> float:
@@ -61,16 +129,25 @@ def recall_by_pattern(patterns: pd.Series, flagged: np.ndarray) -> dict[str, flo
     return {str(p): float(g["flagged"].mean()) for p, g in frauds.groupby("pattern", sort=True)}
 
 
-def isolation_forest_scores(train: pd.DataFrame, evaluate: pd.DataFrame, seed: int = 42) -> np.ndarray:
-    """Baseline: an IsolationForest on the same features (numeric as is, categoricals one-hot); higher = odder."""
-    from sklearn.ensemble import IsolationForest
+def _encoded(frame: pd.DataFrame, columns: pd.Index | None = None) -> pd.DataFrame:
+    """Numeric features as is (missing as -1), categoricals one-hot; aligned to `columns` when given."""
+    numeric = frame[list(FRAUD_NUMERIC_FEATURES)].apply(pd.to_numeric, errors="coerce").astype(float)
+    categorical = pd.get_dummies(frame[list(FRAUD_CATEGORICAL_FEATURES)].astype(str), dtype=float)
+    encoded = pd.concat([numeric.fillna(-1.0), categorical], axis=1)
+    return encoded if columns is None else encoded.reindex(columns=columns, fill_value=0.0)
 
-    def encode(frame: pd.DataFrame) -> pd.DataFrame:
-        numeric = frame[list(FRAUD_NUMERIC_FEATURES)].apply(pd.to_numeric, errors="coerce").astype(float)
-        categorical = pd.get_dummies(frame[list(FRAUD_CATEGORICAL_FEATURES)].astype(str), dtype=float)
-        return pd.concat([numeric.fillna(-1.0), categorical], axis=1)
 
-    train_x = encode(train)
-    evaluate_x = encode(evaluate).reindex(columns=train_x.columns, fill_value=0.0)
-    forest = IsolationForest(n_estimators=200, random_state=seed).fit(train_x)
-    return -forest.score_samples(evaluate_x)
+class IsolationForestBaseline:
+    """An IsolationForest on the autoencoders' features, fitted on their training claims, its p95 threshold from
+    their calibration claims (as theirs); higher score = odder."""
+
+    def __init__(self, train: pd.DataFrame, calibration: pd.DataFrame, seed: int = 42):
+        from sklearn.ensemble import IsolationForest
+
+        encoded = _encoded(train)
+        self._columns = encoded.columns
+        self._forest = IsolationForest(n_estimators=200, random_state=seed).fit(encoded)
+        self.p95 = float(np.percentile(self.scores(calibration), 95))
+
+    def scores(self, frame: pd.DataFrame) -> np.ndarray:
+        return -self._forest.score_samples(_encoded(frame, self._columns))

@@ -18,8 +18,15 @@ from healthcare_assets.domain.features import (
 from healthcare_assets.resources.delta import PARTITION_COLUMN
 from healthcare_assets.transforms.common import age_group
 
-# How far back a claim's member history reaches for the history features.
+# How far back member features (12-month utilisation) look.
 CLAIM_HISTORY_DAYS = 365
+# How far back a claim's features look (member history, price and coding norms): received days, the claim's own
+# day included. Fixed windows keep a feature's meaning the same on day 1 and day 365.
+CLAIM_FEATURE_WINDOW_DAYS = 90
+SHORT_RATE_DAYS = 30  # the window of claim_rate_30d (claim_rate_90d uses the whole feature window)
+# patient_age assumes a birthday on 1 July of the birth year: silver keeps only the year, and a mid-year birthday
+# is off by at most half a year for anyone, while ages taken as service year - birth year jump on 1 January.
+ASSUMED_BIRTH_MONTH = 7
 
 
 def _demographics_at_service(claims: DataFrame, members: DataFrame) -> DataFrame:
@@ -62,9 +69,14 @@ def _received_before() -> Column:
 
 
 def _in_window(history_day: str) -> Column:
-    """A history day inside the claim's look-back window, up to and including the claim's own day."""
+    """A history day inside the claim's feature window (CLAIM_FEATURE_WINDOW_DAYS up to its own day)."""
+    return _within_days(history_day, CLAIM_FEATURE_WINDOW_DAYS)
+
+
+def _within_days(history_day: str, days: int) -> Column:
+    """A history day within the `days` calendar days up to and including the claim's own day."""
     return (F.col(history_day) <= F.col(PARTITION_COLUMN)) & (
-        F.col(history_day) >= F.date_sub(F.col(PARTITION_COLUMN), CLAIM_HISTORY_DAYS)
+        F.col(history_day) > F.date_sub(F.col(PARTITION_COLUMN), days)
     )
 
 
@@ -119,8 +131,6 @@ def _context_features(claims: DataFrame, history: DataFrame) -> DataFrame:
         claims.join(visits, "claim_id", "left")
         .join(typical, "claim_id", "left")
         .join(coding, "claim_id", "left")
-        .withColumn("lines_same_visit", F.col("lines_same_visit").cast("int"))
-        .withColumn("identical_claims_before", F.col("identical_claims_before").cast("int"))
         .withColumn(
             "amount_to_procedure_typical",
             F.round(F.col("claim_amount").cast("double") / F.col("_typical_amount"), 4),
@@ -130,8 +140,30 @@ def _context_features(claims: DataFrame, history: DataFrame) -> DataFrame:
     )
 
 
+def _received_days(claims: DataFrame, history: DataFrame) -> DataFrame:
+    """Per claim day: how many days of the short and of the whole feature window hold received claims."""
+    days = history.select(F.col(PARTITION_COLUMN).alias("h_day")).distinct()
+    return (
+        claims.select(PARTITION_COLUMN)
+        .distinct()
+        .crossJoin(days)
+        .where(_in_window("h_day"))
+        .groupBy(PARTITION_COLUMN)
+        .agg(
+            F.sum(_within_days("h_day", SHORT_RATE_DAYS).cast("int")).alias("_short_days"),
+            F.count("h_day").alias("history_days"),
+        )
+    )
+
+
+def _per_window(count: str, window_days: int, received_days: str) -> Column:
+    """A claim count as a rate per `window_days` days, over the days of the window that hold received claims."""
+    return F.round(F.coalesce(F.col(count), F.lit(0)) * F.lit(window_days) / F.col(received_days), 4)
+
+
 def _history_features(claims: DataFrame, history: DataFrame) -> DataFrame:
-    """Per claim: the member's claims received before it (earlier day, or same day earlier in service order).
+    """Per claim: the member's claims received before it (earlier day, or same day earlier in service order)
+    within the feature window, as rates and ratios that mean the same whatever the length of the history.
 
     A self-join rather than a window so that a claim's features depend only on
     what was received up to its own day: one day at a time and a backfill of
@@ -142,7 +174,7 @@ def _history_features(claims: DataFrame, history: DataFrame) -> DataFrame:
         F.col("claim_id").alias("h_claim_id"),
         F.col(PARTITION_COLUMN).alias("h_ingest_date"),
         F.col("service_start_date").alias("h_service_start_date"),
-        F.col("claim_amount").alias("h_claim_amount"),
+        F.col("claim_amount").cast("double").alias("h_claim_amount"),
     )
     pairs = (
         claims.select("claim_id", "member_key", PARTITION_COLUMN, "service_start_date")
@@ -150,19 +182,52 @@ def _history_features(claims: DataFrame, history: DataFrame) -> DataFrame:
         .where(_received_before() & _in_window("h_ingest_date"))
     )
     aggregated = pairs.groupBy("claim_id").agg(
-        F.count("h_claim_id").alias("num_previous_claims"),
-        F.round(F.avg("h_claim_amount"), 2).cast("decimal(12,2)").alias("average_claim_amount"),
+        F.sum(_within_days("h_ingest_date", SHORT_RATE_DAYS).cast("int")).alias("_short_claims"),
+        F.count("h_claim_id").alias("_window_claims"),
+        F.avg("h_claim_amount").alias("_member_mean_amount"),
         F.max("h_service_start_date").alias("_last_service_date"),
     )
-    with_history = claims.join(aggregated, "claim_id", "left")
+    last_service = F.col("_last_service_date")
+    member_mean = F.col("_member_mean_amount")
     return (
-        with_history.withColumn("num_previous_claims", F.coalesce("num_previous_claims", F.lit(0)))
+        claims.join(aggregated, "claim_id", "left")
+        .join(_received_days(claims, history), PARTITION_COLUMN, "left")
+        .withColumn("claim_rate_30d", _per_window("_short_claims", SHORT_RATE_DAYS, "_short_days"))
+        .withColumn("claim_rate_90d", _per_window("_window_claims", CLAIM_FEATURE_WINDOW_DAYS, "history_days"))
+        .withColumn(
+            "amount_to_member_mean",
+            F.when(member_mean > 0, F.round(F.col("claim_amount").cast("double") / member_mean, 4)),
+        )
+        # a service date before the latest known one counts as 0 days; no earlier claim in the window: null
         .withColumn(
             "days_since_last_claim",
-            F.greatest(F.datediff("service_start_date", "_last_service_date"), F.lit(0)).cast("int"),
+            F.when(last_service.isNotNull(), F.greatest(F.datediff("service_start_date", last_service), F.lit(0))),
         )
-        .drop("_last_service_date")
+        .drop("_short_claims", "_window_claims", "_member_mean_amount", "_last_service_date", "_short_days")
     )
+
+
+def _patient_age(birth_year: Column, service_date: Column) -> Column:
+    """Whole years since 1 July of the birth year (0 before it): the age under a mid-year birthday."""
+    before_birthday = F.when(F.month(service_date) < ASSUMED_BIRTH_MONTH, 1).otherwise(0)
+    return F.greatest(F.year(service_date) - birth_year - before_birthday, F.lit(0))
+
+
+# Numeric feature types, the same on every engine.
+CLAIM_FEATURE_TYPES = {
+    "patient_age": "int",
+    "provider_experience_years": "int",
+    "days_since_last_claim": "int",
+    "claim_rate_30d": "double",
+    "claim_rate_90d": "double",
+    "amount_to_member_mean": "double",
+    "history_days": "int",
+    "claim_duration_days": "int",
+    "identical_claims_before": "int",
+    "lines_same_visit": "int",
+    "amount_to_procedure_typical": "double",
+    "procedure_share_for_diagnosis": "double",
+}
 
 
 def claim_features(claims: DataFrame, claim_history: DataFrame, members: DataFrame) -> DataFrame:
@@ -170,20 +235,22 @@ def claim_features(claims: DataFrame, claim_history: DataFrame, members: DataFra
 
     `claims` are the partition's silver claims, `claim_history` the silver
     claims of the look-back window (including the partition), `members` the
-    SCD2 member dimension. `days_since_last_claim` and `average_claim_amount`
-    are null for a member's first claim.
+    SCD2 member dimension. `days_since_last_claim` and `amount_to_member_mean`
+    are null when the member has no earlier claim in the feature window. Types
+    are pinned: the engines infer different ones for the same expressions.
     """
     frame = _history_features(claims, claim_history)
     frame = _context_features(frame, claim_history)
     frame = _demographics_at_service(frame, members)
     frame = (
-        frame.withColumn("patient_age", F.year("service_start_date") - F.col("birth_year"))
+        frame.withColumn("patient_age", _patient_age(F.col("birth_year"), F.col("service_start_date")))
         .withColumn("patient_age_group", age_group(F.col("patient_age")))
-        .withColumn("claim_duration_days", F.datediff("service_end_date", "service_start_date").cast("int"))
+        .withColumn("claim_duration_days", F.datediff("service_end_date", "service_start_date"))
         .withColumnRenamed("gender", "patient_gender")
         .withColumn("claim_date", F.col("service_start_date"))
-        .withColumn("num_previous_claims", F.col("num_previous_claims").cast("int"))
     )
+    for name, dtype in CLAIM_FEATURE_TYPES.items():
+        frame = frame.withColumn(name, F.col(name).cast(dtype))
     return frame.select(
         "claim_id",
         "member_key",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 
 import pandas as pd
 from pyspark.sql import DataFrame
@@ -20,12 +21,15 @@ SCORE_SCHEMA = (
     "is_flagged_p95 boolean, is_flagged_p99 boolean, top_features string, model_version string, "
     f"{PARTITION_COLUMN} date"
 )
-
-SCORE_COLUMNS = [column.split()[0] for column in SCORE_SCHEMA.split(", ")]
+# whether the model learnt from claims of the row's day: only the other days are scored forward
+TRAINING_WINDOW_COLUMN = "in_training_window"
+_BATCH_COLUMNS = [column.split()[0] for column in SCORE_SCHEMA.split(", ")]
+SCORE_COLUMNS = [*_BATCH_COLUMNS, TRAINING_WINDOW_COLUMN]
 
 
 def fraud_scores(features: DataFrame, model: ClaimsTreeAutoencoder, model_version: str) -> DataFrame:
-    """One row per claim of `features`: score, training percentile, p95/p99 flags, top features, model version."""
+    """One row per claim of `features`: score, calibration percentile, p95/p99 flags, top features, model version,
+    and whether the claim's day lies in the days the model learnt from."""
 
     def score_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
@@ -36,9 +40,42 @@ def fraud_scores(features: DataFrame, model: ClaimsTreeAutoencoder, model_versio
             frame = pd.concat([keys, scored.reset_index(drop=True)], axis=1)
             frame["model_version"] = model_version
             frame[PARTITION_COLUMN] = batch[PARTITION_COLUMN].to_numpy()
-            yield frame[SCORE_COLUMNS]
+            yield frame[_BATCH_COLUMNS]
 
-    return features.select(*KEY_COLUMNS, PARTITION_COLUMN, *model.features).mapInPandas(score_batches, SCORE_SCHEMA)
+    scored = features.select(*KEY_COLUMNS, PARTITION_COLUMN, *model.features).mapInPandas(score_batches, SCORE_SCHEMA)
+    if model.training_days is None:  # a model saved before it recorded its days
+        in_window = F.lit(False)
+    else:
+        in_window = F.col(PARTITION_COLUMN).between(F.lit(model.training_days[0]), F.lit(model.training_days[1]))
+    return scored.withColumn(TRAINING_WINDOW_COLUMN, in_window).select(*SCORE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class DayFlagCounts:
+    claims: int
+    flagged_p95: int
+    in_training_window: bool
+
+    @property
+    def claims_and_flagged(self) -> tuple[int, int]:
+        return self.claims, self.flagged_p95
+
+
+def daily_flag_counts(scores: DataFrame) -> dict[date, DayFlagCounts]:
+    """Per scored day: claims, p95 flags and whether the scoring model learnt from that day (one aggregation)."""
+    rows = (
+        scores.groupBy(PARTITION_COLUMN)
+        .agg(
+            F.count(F.lit(1)).alias("claims"),
+            F.sum(F.col("is_flagged_p95").cast("long")).alias("flagged"),
+            F.max(F.col(TRAINING_WINDOW_COLUMN).cast("int")).alias("in_window"),
+        )
+        .collect()
+    )
+    return {
+        row[PARTITION_COLUMN]: DayFlagCounts(int(row["claims"]), int(row["flagged"] or 0), bool(row["in_window"]))
+        for row in rows
+    }
 
 
 @dataclass(frozen=True)
