@@ -121,7 +121,7 @@ def test_psi_metrics_chart_their_largest_psi_per_feature(pipeline):
     metadata = pipeline.metadata[PSI_METRICS_KEY]
     assert embedded_chart(metadata["psi_chart"]) == ("Largest PSI per feature over the run's days", (800, 350))
     # the trailing-history features are not gated while their history fills: the chart sets them apart
-    assert "num_previous_claims" in metadata["features_not_gated"].value
+    assert "claim_rate_90d" in metadata["features_not_gated"].value
     assert (metadata["psi_warn"].value, metadata["psi_error"].value) == (drift.PSI_WARN, drift.PSI_ERROR)
 
 

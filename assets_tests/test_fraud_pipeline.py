@@ -37,6 +37,7 @@ from healthcare_assets.definitions import build_definitions
 from healthcare_assets.domain.autoencoder_pyfunc import AutoencoderPyfunc
 from healthcare_assets.domain.features import FRAUD_CATEGORICAL_FEATURES, FRAUD_NUMERIC_FEATURES
 from healthcare_assets.domain.fraud_training import TrainingWindow
+from healthcare_assets.metadata import rounded
 from healthcare_assets.resources.delta import PARTITION_COLUMN, DeltaStorage
 from healthcare_assets.resources.mlflow import MlflowResource
 from healthcare_assets.settings import load_settings
@@ -176,8 +177,9 @@ def test_scoring_table_schema_flags_and_reasons(trained):
         metadata = events[SCORE_KEYS[model_type]].asset_materialization.metadata
         title, size = embedded_chart(metadata["score_distribution"])
         assert title == "Fraud scores of the run's claims against the model's thresholds" and size == (800, 350)
-        assert metadata["threshold_p95"].value == model_metadata["threshold_p95"]
-        assert metadata["threshold_p99"].value == model_metadata["threshold_p99"]
+        # the scored table shows the thresholds rounded for people; the model keeps them exact
+        assert metadata["threshold_p95"].value == rounded(model_metadata["threshold_p95"])
+        assert metadata["threshold_p99"].value == rounded(model_metadata["threshold_p99"])
         assert metadata["flagged_p95"].value == int(scores["is_flagged_p95"].sum())
         assert metadata["flagged_p99"].value == int(scores["is_flagged_p99"].sum())
         assert metadata["non_finite_scores"].value == 0
