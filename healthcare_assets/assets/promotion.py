@@ -173,7 +173,10 @@ def decide_promotion(
             },
         )
     )
-    gates_passed = f"{len(gates) - len(failed)} of {len(gates)}"
+    warned = [g.gate for g in gates if g.passed and g.detail == "warning"]
+    gates_passed = f"{len(gates) - len(failed)} of {len(gates)}" + (
+        f" ({len(warned)} with a warning)" if warned else ""
+    )
     if promoted:
         context.log.info(f"{model_name} version {version} is now champion ({len(gates)} gates passed)")
         champion_version, description = version, f"version {version} is champion: {reason}"
@@ -208,6 +211,7 @@ def decide_promotion(
             "promoted": dg.MetadataValue.bool(promoted),
             "champion_version": dg.MetadataValue.text(champion_version),
             "gates_passed": dg.MetadataValue.text(gates_passed),
+            "gates_with_warning": dg.MetadataValue.json(warned),
             "fairness_validated": dg.MetadataValue.bool(fairness_validated),
             "audit_log": dg.MetadataValue.text(str(MODEL_AUDIT_LOG)),
             **specific,

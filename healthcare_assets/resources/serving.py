@@ -63,7 +63,7 @@ class LocalScoringServer:
             data=json.dumps({"dataframe_records": records}).encode("utf-8"),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310  # nosec B310
             return json.load(response)["predictions"]
 
     def stop(self) -> None:
