@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from assets_tests.pipeline import Pipeline
 from healthcare_assets.domain.features import CHRONIC_CONDITIONS
 from healthcare_assets.resources.delta import PARTITION_COLUMN
-from healthcare_assets.transforms import gold
+from healthcare_assets.transforms import gold, silver
 
 D1 = date(2026, 1, 1)
 BUSY_DAYS = {"claims_per_day": 400, "num_members": 200, "rx_claims_per_day": 150}
@@ -219,3 +219,6 @@ def test_window_features_from_daily_aggregates_equal_the_full_history_computatio
             members, claims, read("silver", "pharmacy_claims"), read("silver", "immunizations"), end
         )
         _assert_identical(read("gold", "member_features"), expected, "member_key")
+        # the dimension, merged for the members each run touched, equals a derivation from every record
+        derived = silver.dim_members(read("silver", "member_eligibility"))
+        assert sorted(members.collect()) == sorted(derived.collect())

@@ -1,6 +1,6 @@
 """Silver: typed, deduplicated, pseudonymised tables and the SCD2 member dimension."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 
 import dagster as dg
@@ -10,6 +10,7 @@ from healthcare_assets import catalog
 from healthcare_assets.assets.bronze import BRONZE_KEYS
 from healthcare_assets.assets.common import DATA_ENGINEERING, SPARK_DELTA, run_day_range, zorder_by
 from healthcare_assets.domain.sources import SOURCES
+from healthcare_assets.gate_status import PARTITION_TAG, RANGE_TAGS
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
@@ -33,6 +34,17 @@ _ZORDER_BY = {
     "member_eligibility": ("member_key",),
     "immunizations": ("member_key", "administered_date"),
 }
+
+
+def _run_days_of(tags: Mapping[str, str]) -> tuple[date, date] | None:
+    """The partition days a run targets (from its tags), or None for a run without partitions."""
+    if PARTITION_TAG in tags:
+        day = date.fromisoformat(tags[PARTITION_TAG])
+        return day, day
+    if all(tag in tags for tag in RANGE_TAGS):
+        start, end = (date.fromisoformat(tags[tag]) for tag in RANGE_TAGS)
+        return start, end
+    return None
 
 
 def _first_deliveries(frame: DataFrame, lakehouse: LakehouseResource, name: str, start: date) -> DataFrame:
@@ -115,11 +127,21 @@ DIM_MEMBERS_LINEAGE = catalog.column_lineage(
     backfill_policy=single_run_backfill,
     metadata=zorder_by("member_key"),
 )
-def dim_members(eligibility: DataFrame, lakehouse: LakehouseResource) -> dg.MaterializeResult:
-    """Derives the member history from every enrolment record and MERGEs it into the dimension."""
+def dim_members(
+    context: dg.AssetExecutionContext, eligibility: DataFrame, lakehouse: LakehouseResource
+) -> dg.MaterializeResult:
+    """Derives the member history and MERGEs it into the dimension: in a run of some days, only for the members
+    whose enrolment records arrived on those days; otherwise (or on the first write) for every member."""
     storage = lakehouse.storage()
     ref = TableRef.from_path(DIM_MEMBERS_KEY.path)
-    storage.merge(ref, silver.dim_members(eligibility), silver.DIM_MEMBERS_MERGE)
+    days = _run_days_of(context.run.tags)
+    if days is None or not storage.exists(ref):
+        storage.merge(ref, silver.dim_members(eligibility), silver.DIM_MEMBERS_MERGE)
+    else:
+        touched = silver.touched_members(eligibility, *days).localCheckpoint()
+        changes = silver.dim_members_changes(eligibility, storage.read(ref), touched)
+        storage.merge(ref, changes, silver.DIM_MEMBERS_TOUCHED_MERGE)
+        context.log.info(f"dim_members: merged the {touched.count()} member(s) with records of {days[0]}..{days[1]}")
     current = storage.read(ref).where("is_current_record").count()
     return dg.MaterializeResult(
         metadata={
