@@ -120,26 +120,7 @@ def _oracle_history(claims: DataFrame, history: DataFrame) -> DataFrame:
         F.avg("h_claim_amount").alias("_member_mean_amount"),
         F.max("h_service_start_date").alias("_last_service_date"),
     )
-    last_service = F.col("_last_service_date")
-    member_mean = F.col("_member_mean_amount")
-    return (
-        claims.join(aggregated, "claim_id", "left")
-        .join(_oracle_received_days(claims, history), PARTITION_COLUMN, "left")
-        .withColumn("claim_rate_30d", gold._per_window("_short_claims", gold.SHORT_RATE_DAYS, "_short_days"))
-        .withColumn(
-            "claim_rate_90d", gold._per_window("_window_claims", gold.CLAIM_FEATURE_WINDOW_DAYS, "history_days")
-        )
-        .withColumn(
-            "amount_to_member_mean",
-            F.when(member_mean > 0, F.round(F.col("claim_amount").cast("double") / member_mean, 4)),
-        )
-        # a service date before the latest known one counts as 0 days; no earlier claim in the window: null
-        .withColumn(
-            "days_since_last_claim",
-            F.when(last_service.isNotNull(), F.greatest(F.datediff("service_start_date", last_service), F.lit(0))),
-        )
-        .drop("_short_claims", "_window_claims", "_member_mean_amount", "_last_service_date", "_short_days")
-    )
+    return gold.history_rates(claims.join(aggregated, "claim_id", "left"), _oracle_received_days(claims, history))
 
 
 def _oracle_claim_utilisation(claims: DataFrame) -> DataFrame:

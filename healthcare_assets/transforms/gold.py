@@ -296,11 +296,16 @@ def _history_features(claims: DataFrame, aggregates: ClaimAggregates, same_day: 
         (F.sum("h_amount").cast("double") / F.sum("h_claims")).alias("_member_mean_amount"),
         F.max("h_service_start_date").alias("_last_service_date"),
     )
+    return history_rates(claims.join(aggregated, "claim_id", "left"), _received_days(claims, aggregates))
+
+
+def history_rates(claims: DataFrame, received_days: DataFrame) -> DataFrame:
+    """The history features from each claim's earlier-claim totals (_short_claims, _window_claims,
+    _member_mean_amount, _last_service_date) and its day's received days (_short_days, history_days)."""
     last_service = F.col("_last_service_date")
     member_mean = F.col("_member_mean_amount")
     return (
-        claims.join(aggregated, "claim_id", "left")
-        .join(_received_days(claims, aggregates), PARTITION_COLUMN, "left")
+        claims.join(received_days, PARTITION_COLUMN, "left")
         .withColumn("claim_rate_30d", _per_window("_short_claims", SHORT_RATE_DAYS, "_short_days"))
         .withColumn("claim_rate_90d", _per_window("_window_claims", CLAIM_FEATURE_WINDOW_DAYS, "history_days"))
         .withColumn(
