@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from assets_tests.pipeline import Pipeline
+from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, MERGED_THROUGH
 from healthcare_assets.domain.features import CHRONIC_CONDITIONS
 from healthcare_assets.resources.delta import PARTITION_COLUMN
 from healthcare_assets.transforms import gold, silver
@@ -203,3 +204,24 @@ def test_window_features_from_daily_aggregates_equal_the_full_history_computatio
         # the dimension, merged for the members each run touched, equals a derivation from every record
         derived = silver.dim_members(read("silver", "member_eligibility"))
         assert sorted(members.collect()) == sorted(derived.collect())
+
+
+def test_a_day_the_dimension_missed_is_merged_by_the_next_run(tmp_path, spark):
+    pipeline = Pipeline(tmp_path, synthetic={"num_members": 2000})  # enough members for changes every day
+    d2, d3 = D1 + timedelta(days=1), D1 + timedelta(days=2)
+    up_to_silver = [k for k in pipeline.medallion_assets() if k.path[0] in ("landing", "bronze", "silver")]
+    assert pipeline.run(D1, selection=up_to_silver).success
+    # day 2's enrolment records arrive, but its dimension step does not run
+    assert pipeline.run(d2, selection=[k for k in up_to_silver if k != DIM_MEMBERS_KEY]).success
+    day2 = (
+        spark.read.format("delta")
+        .load(pipeline.table("silver", "member_eligibility"))
+        .where(F.col(PARTITION_COLUMN) == F.lit(d2))
+    )
+    assert day2.count() > 0
+    assert pipeline.run(d3, selection=up_to_silver).success
+    stored = spark.read.format("delta").load(pipeline.table("silver", "dim_members"))
+    eligibility = spark.read.format("delta").load(pipeline.table("silver", "member_eligibility"))
+    assert sorted(stored.collect()) == sorted(silver.dim_members(eligibility).collect())
+    event = pipeline.instance.get_latest_materialization_event(DIM_MEMBERS_KEY)
+    assert event.asset_materialization.metadata[MERGED_THROUGH].value == d3.isoformat()
