@@ -23,7 +23,7 @@ GROWS_WITH_HISTORY = {
     "the immunization history is still read whole",
     "gold__claim_features": "window: joins the day's claims with 90 days of persisted daily aggregates (member "
     "visit lines, procedure prices, diagnosis-procedure pairs), so it stops growing once 90 days are stored",
-    "gold__claim_daily_aggregates": "aggregates the run's days only; each write goes to a table with more partitions",
+    "claim_daily_aggregates": "aggregates the run's days only; each write goes to a table with more partitions",
     "silver__medical_claims": "the re-delivery check reads only the partitions from the day's oldest service date, "
     "so it grows with how late claims arrive, not with the history",
     "silver__pharmacy_claims": "the re-delivery check reads only the partitions from the day's oldest fill date",

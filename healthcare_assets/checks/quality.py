@@ -13,7 +13,12 @@ from pyspark.sql import functions as F
 from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
 from healthcare_assets.assets.common import run_days_if_partitioned
 from healthcare_assets.assets.fraud import SCORE_KEYS
-from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY, MEMBER_FEATURES_KEY
+from healthcare_assets.assets.gold import (
+    CLAIM_AGGREGATE_KEYS,
+    CLAIM_FEATURES_KEY,
+    MEMBER_FEATURES_KEY,
+    MEMBER_RX_DAILY_KEY,
+)
 from healthcare_assets.assets.governance import FAIRNESS_MONITORING_KEY
 from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_KEY
 from healthcare_assets.assets.promotion import MODEL_AUDIT_LOG_KEY
@@ -24,7 +29,7 @@ from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.metadata import share
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
-from healthcare_assets.transforms import quality
+from healthcare_assets.transforms import gold, quality
 from healthcare_assets.transforms.bronze import count_landing_lines, landed_days
 from healthcare_assets.transforms.silver import silver_key
 
@@ -119,6 +124,13 @@ TABLE_RULES = [
             "member_enrolled": "patient_gender IS NOT NULL AND geographic_region IS NOT NULL",
         },
     ),
+    # the daily aggregates: one row per group and received day
+    TableRules(CLAIM_AGGREGATE_KEYS["member_lines"], (*gold.VISIT_LINE, PARTITION_COLUMN), partitioned=True),
+    TableRules(CLAIM_AGGREGATE_KEYS["procedure_prices"], ("procedure_code", PARTITION_COLUMN), partitioned=True),
+    TableRules(
+        CLAIM_AGGREGATE_KEYS["coding_pairs"], ("diagnosis_code", "procedure_code", PARTITION_COLUMN), partitioned=True
+    ),
+    TableRules(MEMBER_RX_DAILY_KEY, ("member_key", "fill_date", PARTITION_COLUMN), partitioned=True),
     TableRules(PSI_METRICS_KEY, (PARTITION_COLUMN, "feature"), partitioned=True),
     TableRules(
         FAIRNESS_MONITORING_KEY, (PARTITION_COLUMN, "model_type", "attribute", "protected_group"), partitioned=True

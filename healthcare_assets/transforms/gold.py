@@ -100,8 +100,8 @@ def member_claims_daily(claims: DataFrame) -> DataFrame:
         _claim_type_count("emergency").alias("er_visits"),
         _claim_type_count("inpatient").alias("inpatient_stays"),
         _claim_type_count("outpatient").alias("outpatient_visits"),
-        F.sum("claim_amount").alias("claim_amount"),
-        F.sum("paid_amount").alias("paid_amount"),
+        F.sum("claim_amount").alias("claim_amount_sum"),
+        F.sum("paid_amount").alias("paid_amount_sum"),
         *[
             F.max(F.when(F.col("diagnosis_code").startswith(prefix), 1).otherwise(0)).alias(f"dx_{name}")
             for name, (prefix, _) in CHRONIC_CONDITIONS.items()
@@ -125,7 +125,7 @@ def member_rx_daily(rx: DataFrame) -> DataFrame:
     """Per member, fill day and received day: fills, amount and maintenance-drug flags."""
     return rx.groupBy("member_key", "fill_date", PARTITION_COLUMN).agg(
         F.count("rx_claim_id").alias("fills"),
-        F.sum("rx_amount").alias("rx_amount"),
+        F.sum("rx_amount").alias("rx_amount_sum"),
         *[
             F.max(F.when(F.col("drug_class") == drug_class, 1).otherwise(0)).alias(f"rx_{name}")
             for name, (_, drug_class) in CHRONIC_CONDITIONS.items()
@@ -275,7 +275,7 @@ def _history_features(claims: DataFrame, aggregates: ClaimAggregates, same_day: 
             PARTITION_COLUMN,
             "h_ingest_date",
             "h_claims",
-            F.col("h_claim_amount").alias("h_amount"),
+            F.col("h_claim_amount_sum").alias("h_amount"),
             "h_service_start_date",
         )
     )
@@ -397,8 +397,8 @@ def _claim_utilisation(lines: DataFrame) -> DataFrame:
         F.sum("er_visits").alias("num_er_visits"),
         F.sum("inpatient_stays").alias("num_inpatient_stays"),
         F.sum("outpatient_visits").alias("num_outpatient_visits"),
-        F.sum("claim_amount").cast(MONEY_SUM_TYPE).alias("total_claim_amount"),
-        F.sum("paid_amount").cast(MONEY_SUM_TYPE).alias("total_paid_amount"),
+        F.sum("claim_amount_sum").cast(MONEY_SUM_TYPE).alias("total_claim_amount"),
+        F.sum("paid_amount_sum").cast(MONEY_SUM_TYPE).alias("total_paid_amount"),
         F.countDistinct("provider_id").alias("num_distinct_providers"),
         *[F.max(f"dx_{name}").alias(f"_dx_{name}") for name in CHRONIC_CONDITIONS],
     )
@@ -408,7 +408,7 @@ def _pharmacy_utilisation(fills: DataFrame) -> DataFrame:
     """Per member: the fills of the daily pharmacy aggregates given."""
     return fills.groupBy("member_key").agg(
         F.sum("fills").alias("num_rx_fills"),
-        F.sum("rx_amount").cast(MONEY_SUM_TYPE).alias("total_rx_amount"),
+        F.sum("rx_amount_sum").cast(MONEY_SUM_TYPE).alias("total_rx_amount"),
         *[
             F.max(f"rx_{name}").alias(f"_rx_{name}")
             for name, (_, drug_class) in CHRONIC_CONDITIONS.items()
