@@ -95,3 +95,31 @@ def test_a_late_record_lands_in_its_place_in_history(spark, storage):
     m1 = sorted((r for r in dim.values() if r["member_key"] == "m1"), key=lambda r: r["version"])
     assert [r["effective_from"] for r in m1] == [date(2025, 6, 1), D2, D3]
     assert [r["effective_to"] for r in m1] == [date(2026, 1, 1), date(2026, 1, 2), None]
+
+
+def test_merging_only_the_members_a_day_touched_gives_the_full_derivation(spark, storage):
+    late = [_record("m2", "CHANGE", D2, D3, region="West", line=4)]  # a change received a day late
+    days = [(D1, DAY1), (D2, DAY2), (D3, DAY3 + late)]
+    received: list[tuple] = []
+    for day, records in days:
+        received += records
+        eligibility = spark.createDataFrame(received, COLUMNS)
+        if not storage.exists(DIM):
+            storage.merge(DIM, silver.dim_members(eligibility), silver.DIM_MEMBERS_MERGE)
+            continue
+        touched = silver.touched_members(eligibility, day, day)
+        changes = silver.dim_members_changes(eligibility, storage.read(DIM), touched)
+        storage.merge(DIM, changes, silver.DIM_MEMBERS_TOUCHED_MERGE)
+    full = silver.dim_members(spark.createDataFrame(received, COLUMNS))
+    assert sorted(storage.read(DIM).collect()) == sorted(full.collect())
+    assert len({r["member_key"] for r in full.collect() if r["version"] > 1}) == 2  # both members changed
+
+
+def test_a_touched_member_loses_a_version_its_records_no_longer_give(spark, storage):
+    storage.merge(DIM, silver.dim_members(spark.createDataFrame(DAY1 + DAY2, COLUMNS)), silver.DIM_MEMBERS_MERGE)
+    # day 2 re-delivered: the CHANGE is replaced by one that repeats the current attributes (no new version)
+    redelivered = spark.createDataFrame(DAY1 + [_record("m1", "CHANGE", D2, D2)], COLUMNS)
+    changes = silver.dim_members_changes(redelivered, storage.read(DIM), silver.touched_members(redelivered, D2, D2))
+    storage.merge(DIM, changes, silver.DIM_MEMBERS_TOUCHED_MERGE)
+    assert sorted(storage.read(DIM).collect()) == sorted(silver.dim_members(redelivered).collect())
+    assert storage.read(DIM).where("member_key = 'm1'").count() == 1

@@ -177,6 +177,39 @@ def incremental(after_one: dict, after_history: dict) -> dict:
     }
 
 
+def _new_days_after_history(history: Lakehouse, scale: Scale, progress) -> list[dict]:
+    """INCREMENTAL_REPEATS consecutive new days of the daily pipeline on top of the lakehouse's history."""
+    runs = []
+    for repeat in range(1, INCREMENTAL_REPEATS + 1):
+        new_day = scale.day(scale.history_days + repeat)
+        progress(f"incremental {repeat}/{INCREMENTAL_REPEATS}: day {new_day} after {scale.history_days} days")
+        runs.append(history.materialize(scale, new_day, new_day, f"after-history-{repeat}", progress, DAILY_PIPELINE))
+        progress(
+            f"  {runs[-1]['asset_step_seconds']:.1f} s of asset steps, peak RSS {runs[-1]['peak_tree_rss_mib']:.0f} MiB"
+        )
+    return runs
+
+
+def _second_days(scale: Scale, work: Path, progress) -> list[dict]:
+    """Day 2 of the daily pipeline after day 1, on INCREMENTAL_REPEATS fresh lakehouses."""
+    runs = []
+    for repeat in range(1, INCREMENTAL_REPEATS + 1):
+        fresh = Lakehouse(work / f"one_day_{repeat}")
+        progress(f"incremental {repeat}/{INCREMENTAL_REPEATS}: day {scale.day(2)} after 1 day (fresh lakehouse)")
+        fresh.materialize(scale, scale.day(1), scale.day(1), "first-day", progress, DAILY_PIPELINE)
+        runs.append(fresh.materialize(scale, scale.day(2), scale.day(2), "after-1-day", progress, DAILY_PIPELINE))
+        progress(
+            f"  {runs[-1]['asset_step_seconds']:.1f} s of asset steps, peak RSS {runs[-1]['peak_tree_rss_mib']:.0f} MiB"
+        )
+        shutil.rmtree(fresh.root, ignore_errors=True)
+    return runs
+
+
+def _incremental_record(after_one_runs: list[dict], after_history_runs: list[dict]) -> dict:
+    after_one, after_history = median_run(after_one_runs), median_run(after_history_runs)
+    return {"after_1_day": after_one, "after_history": after_history, **incremental(after_one, after_history)}
+
+
 def run(scale: Scale, work: Path, progress) -> dict:
     """Runs the three measurements; returns the section record (the main lakehouse stays for the next sections)."""
     history = Lakehouse(work / "history")
@@ -184,28 +217,8 @@ def run(scale: Scale, work: Path, progress) -> dict:
     progress(f"end to end: backfill {scale.day(1)}...{last} ({scale.history_days} days) through the Dagster CLI")
     backfill = history.materialize(scale, scale.day(1), last, "backfill", progress)
     progress(f"  {backfill['wall_seconds']:.1f} s wall, peak RSS {backfill['peak_tree_rss_mib']:.0f} MiB")
-
-    after_history_runs = []
-    for repeat in range(1, INCREMENTAL_REPEATS + 1):
-        new_day = scale.day(scale.history_days + repeat)
-        progress(f"incremental {repeat}/{INCREMENTAL_REPEATS}: day {new_day} after {scale.history_days} days")
-        after_history_runs.append(
-            history.materialize(scale, new_day, new_day, f"after-history-{repeat}", progress, DAILY_PIPELINE)
-        )
-        progress(f"  {after_history_runs[-1]['asset_step_seconds']:.1f} s of asset steps")
-
-    after_one_runs = []
-    for repeat in range(1, INCREMENTAL_REPEATS + 1):
-        fresh = Lakehouse(work / f"one_day_{repeat}")
-        progress(f"incremental {repeat}/{INCREMENTAL_REPEATS}: day {scale.day(2)} after 1 day (fresh lakehouse)")
-        fresh.materialize(scale, scale.day(1), scale.day(1), "first-day", progress, DAILY_PIPELINE)
-        after_one_runs.append(
-            fresh.materialize(scale, scale.day(2), scale.day(2), "after-1-day", progress, DAILY_PIPELINE)
-        )
-        progress(f"  {after_one_runs[-1]['asset_step_seconds']:.1f} s of asset steps")
-        shutil.rmtree(fresh.root, ignore_errors=True)
-    after_one, after_history = median_run(after_one_runs), median_run(after_history_runs)
-
+    after_history_runs = _new_days_after_history(history, scale, progress)
+    after_one_runs = _second_days(scale, work, progress)
     return {
         "scale": scale.name,
         "config": scale.synthetic_config(),
@@ -213,9 +226,40 @@ def run(scale: Scale, work: Path, progress) -> dict:
         "lakehouse": str(history.root / "lakehouse"),
         "end_to_end": backfill,
         "throughput": throughput(backfill),
-        "incremental": {
-            "after_1_day": after_one,
-            "after_history": after_history,
-            **incremental(after_one, after_history),
+        "incremental": _incremental_record(after_one_runs, after_history_runs),
+    }
+
+
+# The long-history incremental measurement builds its history with the daily pipeline only (no models), in runs
+# of this many days each (one single-run backfill per chunk keeps a run's memory bounded).
+BACKFILL_CHUNK_DAYS = 60
+
+
+def run_incremental(scale: Scale, work: Path, progress) -> dict:
+    """One new day of the daily pipeline after 1 day and after `scale.history_days` days built by the daily
+    pipeline's faster backfill (landing through gold, no model training); peak RSS of every run."""
+    history = Lakehouse(work / "incremental_history")
+    backfills = []
+    for first in range(1, scale.history_days + 1, BACKFILL_CHUNK_DAYS):
+        last = min(first + BACKFILL_CHUNK_DAYS - 1, scale.history_days)
+        progress(f"history: daily pipeline backfill {scale.day(first)}...{scale.day(last)}")
+        run_record = history.materialize(
+            scale, scale.day(first), scale.day(last), f"backfill-{first}", progress, DAILY_PIPELINE
+        )
+        backfills.append({k: run_record[k] for k in ("days", "wall_seconds", "peak_tree_rss_mib")})
+        progress(f"  {run_record['wall_seconds']:.1f} s wall, peak RSS {run_record['peak_tree_rss_mib']:.0f} MiB")
+    after_history_runs = _new_days_after_history(history, scale, progress)
+    shutil.rmtree(history.root, ignore_errors=True)
+    after_one_runs = _second_days(scale, work, progress)
+    return {
+        "scale": scale.name,
+        "config": scale.synthetic_config(),
+        "history_days": scale.history_days,
+        "backfill": backfills,
+        "backfill_wall_seconds": round(sum(b["wall_seconds"] for b in backfills), 1),
+        "peak_rss_per_day_mib": {
+            "after_1_day": [run["peak_tree_rss_mib"] for run in after_one_runs],
+            "after_history": [run["peak_tree_rss_mib"] for run in after_history_runs],
         },
+        "incremental": _incremental_record(after_one_runs, after_history_runs),
     }

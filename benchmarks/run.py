@@ -12,6 +12,7 @@ section measured later or by another script plugs in, and an absent one reads "n
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -97,6 +98,16 @@ def _section_script(module: str, args: list[str], out: Path, work: Path, progres
 
 def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
     RESULTS_DIR.mkdir(exist_ok=True)
+    if "incremental" in sections:
+        progress(f"incremental: scale {scale.name}, one new day after 1 and after {scale.history_days} days")
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        host = machine()
+        record = pipeline.run_incremental(scale, work, progress)
+        record.update({"machine": host, "measured_at": started})
+        (RESULTS_DIR / f"incremental_{scale.name}.json").write_text(json.dumps(record, indent=2))
+        sections = sections - {"incremental"}
+        if not sections:
+            return
     pipeline_file = RESULTS_DIR / f"pipeline_{scale.name}.json"
     if "pipeline" in sections:
         host = machine()
@@ -174,15 +185,19 @@ def main() -> None:
         "--sections",
         default=",".join(SECTIONS),
         help="comma-separated subset of pipeline,overhead,engines,training,backtest (without pipeline: reuse a kept "
-        "lakehouse)",
+        "lakehouse), or incremental (a long daily-pipeline history, see --history-days)",
     )
+    parser.add_argument("--history-days", type=int, help="days of history before the new days (default: the scale's)")
     args = parser.parse_args()
     progress = _progress(time.perf_counter())
 
     if not args.render_only:
         work = args.work_dir or Path(tempfile.mkdtemp(prefix=f"healthcare-bench-{args.scale}-"))
         try:
-            measure(SCALES[args.scale], work, progress, set(args.sections.split(",")))
+            scale = SCALES[args.scale]
+            if args.history_days:
+                scale = dataclasses.replace(scale, history_days=args.history_days)
+            measure(scale, work, progress, set(args.sections.split(",")))
         except Exception:
             print(f"benchmark failed; logs kept in {work}", file=sys.stderr)
             raise

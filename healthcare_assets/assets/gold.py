@@ -5,7 +5,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from healthcare_assets import catalog
-from healthcare_assets.assets.common import SPARK_DELTA, run_day_range, zorder_by
+from healthcare_assets.assets.common import SPARK_DELTA, zorder_by
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
 from healthcare_assets.domain.features import CHRONIC_CONDITIONS
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
@@ -14,6 +14,13 @@ from healthcare_assets.transforms import gold
 
 CLAIM_FEATURES_KEY = dg.AssetKey(["gold", "claim_features"])
 MEMBER_FEATURES_KEY = dg.AssetKey(["gold", "member_features"])
+# Daily aggregates of the received claims: the window features sum these instead of re-reading the claims.
+CLAIM_AGGREGATE_KEYS = {
+    "member_lines": dg.AssetKey(["gold", "member_claims_daily"]),
+    "procedure_prices": dg.AssetKey(["gold", "procedure_prices_daily"]),
+    "coding_pairs": dg.AssetKey(["gold", "coding_pairs_daily"]),
+}
+MEMBER_RX_DAILY_KEY = dg.AssetKey(["gold", "member_rx_daily"])
 ML_OWNERS = ["team:data-engineering", "team:fraud-ml"]
 
 # Column lineage of the feature tables: columns not listed keep their upstream name.
@@ -62,15 +69,60 @@ MEMBER_FEATURE_SOURCES = {
 }
 
 
+_AGGREGATE_DESCRIPTIONS = {
+    "member_lines": "Per member visit line (member, provider, service day, procedure) and received day: claims by "
+    "type, billed and paid amounts, chronic-condition diagnosis flags.",
+    "procedure_prices": "Per procedure and received day: claims and the sum of their log amounts.",
+    "coding_pairs": "Per diagnosis-procedure pair and received day: claims.",
+}
+
+
+@dg.multi_asset(
+    name="claim_daily_aggregates",
+    outs={
+        name: dg.AssetOut(
+            key=key,
+            description=_AGGREGATE_DESCRIPTIONS[name],
+            group_name="gold",
+            kinds=SPARK_DELTA,
+            owners=ML_OWNERS,
+        )
+        for name, key in CLAIM_AGGREGATE_KEYS.items()
+    },
+    ins={"claims": dg.AssetIn(_CLAIMS)},
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+)
+def claim_daily_aggregates(claims: DataFrame):
+    """The run's days of claims, aggregated once: written for those days only."""
+    aggregates = gold.ClaimAggregates.of(claims)
+    return aggregates.member_lines, aggregates.procedure_prices, aggregates.coding_pairs
+
+
+@dg.asset(
+    key=MEMBER_RX_DAILY_KEY,
+    ins={"pharmacy_claims": dg.AssetIn(_RX)},
+    description="Per member, fill day and received day: fills, amount and maintenance-drug flags.",
+    group_name="gold",
+    kinds=SPARK_DELTA,
+    owners=["team:data-engineering", "team:risk-ml"],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+)
+def member_rx_daily(pharmacy_claims: DataFrame) -> DataFrame:
+    return gold.member_rx_daily(pharmacy_claims)
+
+
+_FEATURE_WINDOW = dg.TimeWindowPartitionMapping(
+    start_offset=-gold.CLAIM_FEATURE_WINDOW_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True
+)
+
+
 @dg.asset(
     key=CLAIM_FEATURES_KEY,
     ins={
-        "claim_history": dg.AssetIn(
-            SILVER_KEYS["medical_claims"],
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-gold.CLAIM_FEATURE_WINDOW_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True
-            ),
-        ),
+        "claims": dg.AssetIn(_CLAIMS),
+        **{name: dg.AssetIn(key, partition_mapping=_FEATURE_WINDOW) for name, key in CLAIM_AGGREGATE_KEYS.items()},
         "members": dg.AssetIn(DIM_MEMBERS_KEY),
     },
     description="Claim-level features of the fraud autoencoder (amount, patient age, provider experience, "
@@ -82,11 +134,17 @@ MEMBER_FEATURE_SOURCES = {
     backfill_policy=single_run_backfill,
     metadata=zorder_by("member_key", "claim_date"),
 )
-def claim_features(context: dg.AssetExecutionContext, claim_history: DataFrame, members: DataFrame) -> DataFrame:
-    start, end = run_day_range(context)
-    claims = claim_history.where(F.col(PARTITION_COLUMN).between(F.lit(start), F.lit(end)))
-    features = gold.claim_features(claims, claim_history, members)
-    upstream = {_CLAIMS: claim_history.columns, DIM_MEMBERS_KEY: members.columns}
+def claim_features(
+    context: dg.AssetExecutionContext,
+    claims: DataFrame,
+    member_lines: DataFrame,
+    procedure_prices: DataFrame,
+    coding_pairs: DataFrame,
+    members: DataFrame,
+) -> DataFrame:
+    aggregates = gold.ClaimAggregates(member_lines, procedure_prices, coding_pairs)
+    features = gold.claim_features_from_aggregates(claims, aggregates, members)
+    upstream = {_CLAIMS: claims.columns, DIM_MEMBERS_KEY: members.columns}
     context.add_output_metadata(catalog.column_lineage(features.columns, upstream, CLAIM_FEATURE_SOURCES))
     return features
 
@@ -95,8 +153,8 @@ def claim_features(context: dg.AssetExecutionContext, claim_history: DataFrame, 
     key=MEMBER_FEATURES_KEY,
     ins={
         "members": dg.AssetIn(DIM_MEMBERS_KEY),
-        "claims": dg.AssetIn(SILVER_KEYS["medical_claims"]),
-        "pharmacy_claims": dg.AssetIn(SILVER_KEYS["pharmacy_claims"]),
+        "claim_lines": dg.AssetIn(CLAIM_AGGREGATE_KEYS["member_lines"]),
+        "rx_fills": dg.AssetIn(MEMBER_RX_DAILY_KEY),
         "immunizations": dg.AssetIn(SILVER_KEYS["immunizations"]),
     },
     description="One row per current member: demographics, BMI and smoking, 12-month utilisation and cost, "
@@ -109,14 +167,14 @@ def claim_features(context: dg.AssetExecutionContext, claim_history: DataFrame, 
 def member_features(
     context: dg.AssetExecutionContext,
     members: DataFrame,
-    claims: DataFrame,
-    pharmacy_claims: DataFrame,
+    claim_lines: DataFrame,
+    rx_fills: DataFrame,
     immunizations: DataFrame,
 ) -> DataFrame:
-    as_of = claims.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
+    as_of = claim_lines.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
     if as_of is None:
         raise dg.Failure("silver.medical_claims is empty: materialise at least one day of claims first")
-    features = gold.member_features(members, claims, pharmacy_claims, immunizations, as_of)
+    features = gold.member_features_from_aggregates(members, claim_lines, rx_fills, immunizations, as_of)
     lineage = catalog.column_lineage(features.columns, {DIM_MEMBERS_KEY: _DEMOGRAPHICS}, MEMBER_FEATURE_SOURCES)
     context.add_output_metadata(lineage)
     return features

@@ -1,15 +1,17 @@
 """Silver: typed, deduplicated, pseudonymised tables and the SCD2 member dimension."""
 
-from collections.abc import Callable
-from datetime import date
+from collections.abc import Callable, Mapping
+from datetime import date, timedelta
 
 import dagster as dg
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from healthcare_assets import catalog
 from healthcare_assets.assets.bronze import BRONZE_KEYS
 from healthcare_assets.assets.common import DATA_ENGINEERING, SPARK_DELTA, run_day_range, zorder_by
 from healthcare_assets.domain.sources import SOURCES
+from healthcare_assets.gate_status import PARTITION_TAG, RANGE_TAGS
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
@@ -18,6 +20,8 @@ from healthcare_assets.transforms import silver
 
 SILVER_KEYS = {name: dg.AssetKey(["silver", name]) for name in SOURCES}
 DIM_MEMBERS_KEY = dg.AssetKey(["silver", "dim_members"])
+# Metadata of a dim_members materialisation: the last day whose enrolment records the dimension has taken in.
+MERGED_THROUGH = "enrolment_days_merged_through"
 
 _TRANSFORMS: dict[str, Callable[[DataFrame, bytes], DataFrame]] = {
     "medical_claims": silver.medical_claims,
@@ -33,6 +37,17 @@ _ZORDER_BY = {
     "member_eligibility": ("member_key",),
     "immunizations": ("member_key", "administered_date"),
 }
+
+
+def _run_days_of(tags: Mapping[str, str]) -> tuple[date, date] | None:
+    """The partition days a run targets (from its tags), or None for a run without partitions."""
+    if PARTITION_TAG in tags:
+        day = date.fromisoformat(tags[PARTITION_TAG])
+        return day, day
+    if all(tag in tags for tag in RANGE_TAGS):
+        start, end = (date.fromisoformat(tags[tag]) for tag in RANGE_TAGS)
+        return start, end
+    return None
 
 
 def _first_deliveries(frame: DataFrame, lakehouse: LakehouseResource, name: str, start: date) -> DataFrame:
@@ -104,6 +119,15 @@ DIM_MEMBERS_LINEAGE = catalog.column_lineage(
 )
 
 
+def _merged_through(context: dg.AssetExecutionContext) -> date | None:
+    """The last day whose enrolment records the stored dimension has taken in (None: not recorded)."""
+    event = context.instance.get_latest_materialization_event(DIM_MEMBERS_KEY)
+    if event is None or event.asset_materialization is None:
+        return None
+    entry = event.asset_materialization.metadata.get(MERGED_THROUGH)
+    return None if entry is None else date.fromisoformat(str(entry.value))
+
+
 @dg.asset(
     key=DIM_MEMBERS_KEY,
     ins={"eligibility": dg.AssetIn(SILVER_KEYS["member_eligibility"])},
@@ -115,16 +139,32 @@ DIM_MEMBERS_LINEAGE = catalog.column_lineage(
     backfill_policy=single_run_backfill,
     metadata=zorder_by("member_key"),
 )
-def dim_members(eligibility: DataFrame, lakehouse: LakehouseResource) -> dg.MaterializeResult:
-    """Derives the member history from every enrolment record and MERGEs it into the dimension."""
+def dim_members(
+    context: dg.AssetExecutionContext, eligibility: DataFrame, lakehouse: LakehouseResource
+) -> dg.MaterializeResult:
+    """Derives the member history and MERGEs it into the dimension: in a run of some days, only for the members
+    whose enrolment records arrived on those days or on a day the dimension has not taken in yet (a day whose
+    dimension step failed is caught up); otherwise, or when that day is not recorded, for every member."""
     storage = lakehouse.storage()
     ref = TableRef.from_path(DIM_MEMBERS_KEY.path)
-    storage.merge(ref, silver.dim_members(eligibility), silver.DIM_MEMBERS_MERGE)
+    days = _run_days_of(context.run.tags)
+    merged = _merged_through(context) if storage.exists(ref) else None
+    if days is None or merged is None:
+        storage.merge(ref, silver.dim_members(eligibility), silver.DIM_MEMBERS_MERGE)
+        merged_through = eligibility.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
+    else:
+        start = min(days[0], merged + timedelta(days=1))
+        touched = silver.touched_members(eligibility, start, days[1]).localCheckpoint()
+        changes = silver.dim_members_changes(eligibility, storage.read(ref), touched)
+        storage.merge(ref, changes, silver.DIM_MEMBERS_TOUCHED_MERGE)
+        context.log.info(f"dim_members: merged the {touched.count()} member(s) with records of {start}..{days[1]}")
+        merged_through = max(days[1], merged)
     current = storage.read(ref).where("is_current_record").count()
     return dg.MaterializeResult(
         metadata={
             **lakehouse.table_metadata(ref),
             **DIM_MEMBERS_LINEAGE,
             "current_members": dg.MetadataValue.int(current),
+            **({MERGED_THROUGH: dg.MetadataValue.text(merged_through.isoformat())} if merged_through else {}),
         }
     )

@@ -13,7 +13,12 @@ from pyspark.sql import functions as F
 from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
 from healthcare_assets.assets.common import run_days_if_partitioned
 from healthcare_assets.assets.fraud import SCORE_KEYS
-from healthcare_assets.assets.gold import CLAIM_FEATURES_KEY, MEMBER_FEATURES_KEY
+from healthcare_assets.assets.gold import (
+    CLAIM_AGGREGATE_KEYS,
+    CLAIM_FEATURES_KEY,
+    MEMBER_FEATURES_KEY,
+    MEMBER_RX_DAILY_KEY,
+)
 from healthcare_assets.assets.governance import FAIRNESS_MONITORING_KEY
 from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_KEY
 from healthcare_assets.assets.promotion import MODEL_AUDIT_LOG_KEY
@@ -24,7 +29,7 @@ from healthcare_assets.domain.sources import SOURCES
 from healthcare_assets.metadata import share
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
-from healthcare_assets.transforms import quality
+from healthcare_assets.transforms import gold, quality
 from healthcare_assets.transforms.bronze import count_landing_lines, landed_days
 from healthcare_assets.transforms.silver import silver_key
 
@@ -51,6 +56,11 @@ class TableRules:
     primary_key: tuple[str, ...]
     rules: dict[str, str] = field(default_factory=dict)  # wrong data: ERROR, blocking
     warnings: dict[str, str] = field(default_factory=dict)  # worth a look: WARN
+    # daily partitioned: a partitioned run's gates judge the run's days (the key against the partitions that can
+    # hold it); unpartitioned tables are rewritten whole and judged whole
+    partitioned: bool = False
+    # a date column never after the day a row was received (bounds where else its key can be)
+    received_not_before: str | None = None
 
 
 def _amount_rules(*columns: str) -> dict[str, str]:
@@ -61,7 +71,9 @@ TABLE_RULES = [
     TableRules(
         SILVER_KEYS["medical_claims"],
         silver_key(SOURCES["medical_claims"]),
-        {
+        partitioned=True,
+        received_not_before="service_start_date",
+        rules={
             **_amount_rules("claim_amount"),
             "paid_not_above_billed": "paid_amount IS NULL OR paid_amount <= claim_amount",
             "service_not_after_receipt": f"service_end_date <= {PARTITION_COLUMN}",
@@ -71,7 +83,9 @@ TABLE_RULES = [
     TableRules(
         SILVER_KEYS["pharmacy_claims"],
         silver_key(SOURCES["pharmacy_claims"]),
-        {
+        partitioned=True,
+        received_not_before="fill_date",
+        rules={
             **_amount_rules("rx_amount"),
             "days_supply_positive": "days_supply > 0",
             "fill_not_after_receipt": f"fill_date <= {PARTITION_COLUMN}",
@@ -80,7 +94,8 @@ TABLE_RULES = [
     TableRules(
         SILVER_KEYS["member_eligibility"],
         silver_key(SOURCES["member_eligibility"]),
-        {
+        partitioned=True,
+        rules={
             "birth_year_plausible": "birth_year BETWEEN 1900 AND year(ingest_date)",
             "bmi_plausible": "bmi IS NULL OR bmi BETWEEN 10 AND 80",
         },
@@ -88,7 +103,9 @@ TABLE_RULES = [
     TableRules(
         SILVER_KEYS["immunizations"],
         silver_key(SOURCES["immunizations"]),
-        {
+        partitioned=True,
+        received_not_before="administered_date",
+        rules={
             "administered_not_after_receipt": f"administered_date <= {PARTITION_COLUMN}",
         },
     ),
@@ -96,7 +113,9 @@ TABLE_RULES = [
     TableRules(
         CLAIM_FEATURES_KEY,
         ("claim_id",),
-        {
+        partitioned=True,
+        received_not_before="claim_date",
+        rules={
             **_amount_rules("claim_amount", "claim_rate_90d", "claim_duration_days"),
             "patient_age_plausible": "patient_age IS NULL OR patient_age BETWEEN 0 AND 120",
         },
@@ -105,15 +124,26 @@ TABLE_RULES = [
             "member_enrolled": "patient_gender IS NOT NULL AND geographic_region IS NOT NULL",
         },
     ),
-    TableRules(PSI_METRICS_KEY, (PARTITION_COLUMN, "feature")),
-    TableRules(FAIRNESS_MONITORING_KEY, (PARTITION_COLUMN, "model_type", "attribute", "protected_group")),
+    # the daily aggregates: one row per group and received day
+    TableRules(CLAIM_AGGREGATE_KEYS["member_lines"], (*gold.VISIT_LINE, PARTITION_COLUMN), partitioned=True),
+    TableRules(CLAIM_AGGREGATE_KEYS["procedure_prices"], ("procedure_code", PARTITION_COLUMN), partitioned=True),
+    TableRules(
+        CLAIM_AGGREGATE_KEYS["coding_pairs"], ("diagnosis_code", "procedure_code", PARTITION_COLUMN), partitioned=True
+    ),
+    TableRules(MEMBER_RX_DAILY_KEY, ("member_key", "fill_date", PARTITION_COLUMN), partitioned=True),
+    TableRules(PSI_METRICS_KEY, (PARTITION_COLUMN, "feature"), partitioned=True),
+    TableRules(
+        FAIRNESS_MONITORING_KEY, (PARTITION_COLUMN, "model_type", "attribute", "protected_group"), partitioned=True
+    ),
     TableRules(MODEL_AUDIT_LOG_KEY, ("model_name", "run_id")),  # one decision per model and run
     TableRules(GATE_SUMMARY_KEY, ("asset", "check_name")),
     *(
         TableRules(
             key,
             ("claim_id",),
-            {
+            partitioned=True,
+            received_not_before="claim_date",
+            rules={
                 "score_not_negative": "fraud_score >= 0",
                 "percentile_in_range": "score_percentile BETWEEN 0 AND 100",
                 "p99_flags_are_p95_flags": "NOT is_flagged_p99 OR is_flagged_p95",
@@ -121,11 +151,11 @@ TABLE_RULES = [
         )
         for key in SCORE_KEYS.values()
     ),
-    TableRules(DRIFT_SUMMARY_KEY, (PARTITION_COLUMN,)),
+    TableRules(DRIFT_SUMMARY_KEY, (PARTITION_COLUMN,), partitioned=True),
     TableRules(
         MEMBER_FEATURES_KEY,
         ("member_key",),
-        {
+        rules={
             **_amount_rules("total_cost", "num_claims", "num_rx_fills"),
             "age_plausible": "age BETWEEN 0 AND 120",
         },
@@ -138,22 +168,44 @@ def _not_materialised() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True, metadata={"table_materialised": False, "rows_checked": 0})
 
 
+def _scoped_days(context: dg.AssetCheckExecutionContext, table: TableRules) -> list[date] | None:
+    """The days a check judges: the run's, for a partitioned table in a partitioned run; else None (every row)."""
+    return run_days_if_partitioned(context) if table.partitioned else None
+
+
+def _scope_text(days: list[date] | None) -> dg.MetadataValue:
+    return dg.MetadataValue.text(f"{days[0]}..{days[-1]}" if days else "whole table")
+
+
 def _key_check(table: TableRules) -> dg.AssetChecksDefinition:
+    scope = "the run's days against every partition that can hold their keys" if table.partitioned else "the table"
+
     @dg.asset_check(
         asset=table.key,
         name="primary_key_unique",
-        description=f"{', '.join(table.primary_key)} is never null and never repeats across the whole table.",
+        description=f"{', '.join(table.primary_key)} is never null and never repeats across the whole table "
+        f"(judged for {scope}).",
         blocking=True,
         metadata=gate_metadata(blocking=True),
     )
-    def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-        if not lakehouse.storage().exists(TableRef.from_path(table.key.path)):
+    def _check(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        ref = TableRef.from_path(table.key.path)
+        if not lakehouse.storage().exists(ref):
             return _not_materialised()
-        counts = quality.key_violations(lakehouse.storage().read(TableRef.from_path(table.key.path)), table.primary_key)
+        stored, days = lakehouse.storage().read(ref), _scoped_days(context, table)
+        if days is None:
+            counts = quality.key_violations(stored, table.primary_key)
+        else:
+            counts = quality.key_violations_of_days(
+                stored, table.primary_key, days[0], days[-1], table.received_not_before
+            )
         return dg.AssetCheckResult(
             passed=counts["null_keys"] == 0 and counts["duplicate_keys"] == 0,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={name: dg.MetadataValue.int(value) for name, value in counts.items()},
+            metadata={
+                **{name: dg.MetadataValue.int(value) for name, value in counts.items()},
+                "rows_judged": _scope_text(days),
+            },
         )
 
     return _check
@@ -169,14 +221,20 @@ def _rules_check(table: TableRules, rules: dict[str, str], severity: dg.AssetChe
         blocking=blocking,
         metadata=gate_metadata(blocking),
     )
-    def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-        if not lakehouse.storage().exists(TableRef.from_path(table.key.path)):
+    def _check(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        ref = TableRef.from_path(table.key.path)
+        if not lakehouse.storage().exists(ref):
             return _not_materialised()
-        violations = quality.rule_violations(lakehouse.storage().read(TableRef.from_path(table.key.path)), rules)
+        days = _scoped_days(context, table)
+        rows = lakehouse.storage().read(ref, days[0], days[-1]) if days else lakehouse.storage().read(ref)
+        violations = quality.rule_violations(rows, rules)
         return dg.AssetCheckResult(
             passed=not any(violations.values()),
             severity=severity,
-            metadata={f"violations_{name}": dg.MetadataValue.int(value) for name, value in violations.items()},
+            metadata={
+                **{f"violations_{name}": dg.MetadataValue.int(value) for name, value in violations.items()},
+                "rows_judged": _scope_text(days),
+            },
         )
 
     return _check

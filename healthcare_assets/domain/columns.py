@@ -36,6 +36,26 @@ DERIVED_COLUMNS = {
     "effective_to": "Last day this version is valid (null while current)",
     "is_current_record": "True for the member's current version",
     "attributes_hash": "SHA-256 of the tracked attributes: a change opens a new version",
+    # gold daily aggregates (member_claims_daily, procedure_prices_daily, coding_pairs_daily, member_rx_daily):
+    # one row per group and received day
+    "claims": "Claims of the group received that day",
+    "er_visits": "Emergency claims of the group received that day",
+    "inpatient_stays": "Inpatient claims of the group received that day",
+    "outpatient_visits": "Outpatient claims of the group received that day",
+    "claim_amount_sum": "Sum of the billed amounts of the group's claims received that day",
+    "paid_amount_sum": "Sum of the paid amounts of the group's claims received that day (null when none is known)",
+    "log_amount_sum": "Sum of the natural logs of the billed amounts of the procedure's claims received that day",
+    "fills": "Pharmacy fills of the member on the fill day, received that day",
+    "rx_amount_sum": "Sum of the amounts of those fills",
+    **{
+        f"dx_{name}": f"1 when a claim of the group carries a {name.replace('_', ' ')} diagnosis, else 0"
+        for name in CHRONIC_CONDITIONS
+    },
+    **{
+        f"rx_{name}": f"1 when a fill of the group is a {drug_class} drug, else 0"
+        for name, (_, drug_class) in CHRONIC_CONDITIONS.items()
+        if drug_class is not None
+    },
     # gold.claim_features
     "claim_date": "Service start date of the claim",
     "patient_age": "Age in whole years on the service date, assuming a birthday on 1 July of the birth year",

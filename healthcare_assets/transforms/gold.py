@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from pyspark.sql import Column, DataFrame, Window
@@ -80,69 +81,165 @@ def _within_days(history_day: str, days: int) -> Column:
     )
 
 
-def _context_features(claims: DataFrame, history: DataFrame) -> DataFrame:
+# Daily aggregates of the received claims, persisted per ingest day so that the window features sum a
+# window of small tables instead of re-reading the window's claims. One row per member visit line (member,
+# provider, service day, procedure), per procedure and per diagnosis-procedure pair, and received day.
+VISIT_LINE = ("member_key", "provider_id", "service_start_date", "procedure_code")
+# Sums of decimal(12,2) money keep the type a sum over the claims gives (precision + 10).
+MONEY_SUM_TYPE = "decimal(22,2)"
+
+
+def _claim_type_count(claim_type: str) -> Column:
+    return F.sum(F.when(F.col("claim_type") == claim_type, 1).otherwise(0))
+
+
+def member_claims_daily(claims: DataFrame) -> DataFrame:
+    """Per member visit line and received day: claim counts by type, billed and paid amounts, diagnosis flags."""
+    return claims.groupBy(*VISIT_LINE, PARTITION_COLUMN).agg(
+        F.count("claim_id").alias("claims"),
+        _claim_type_count("emergency").alias("er_visits"),
+        _claim_type_count("inpatient").alias("inpatient_stays"),
+        _claim_type_count("outpatient").alias("outpatient_visits"),
+        F.sum("claim_amount").alias("claim_amount_sum"),
+        F.sum("paid_amount").alias("paid_amount_sum"),
+        *[
+            F.max(F.when(F.col("diagnosis_code").startswith(prefix), 1).otherwise(0)).alias(f"dx_{name}")
+            for name, (prefix, _) in CHRONIC_CONDITIONS.items()
+        ],
+    )
+
+
+def procedure_prices_daily(claims: DataFrame) -> DataFrame:
+    """Per procedure and received day: claims and the sum of their log amounts (for the geometric mean)."""
+    return claims.groupBy("procedure_code", PARTITION_COLUMN).agg(
+        F.sum(F.log(F.col("claim_amount").cast("double"))).alias("log_amount_sum"), F.count("*").alias("claims")
+    )
+
+
+def coding_pairs_daily(claims: DataFrame) -> DataFrame:
+    """Per diagnosis-procedure pair and received day: claims."""
+    return claims.groupBy("diagnosis_code", "procedure_code", PARTITION_COLUMN).agg(F.count("*").alias("claims"))
+
+
+def member_rx_daily(rx: DataFrame) -> DataFrame:
+    """Per member, fill day and received day: fills, amount and maintenance-drug flags."""
+    return rx.groupBy("member_key", "fill_date", PARTITION_COLUMN).agg(
+        F.count("rx_claim_id").alias("fills"),
+        F.sum("rx_amount").alias("rx_amount_sum"),
+        *[
+            F.max(F.when(F.col("drug_class") == drug_class, 1).otherwise(0)).alias(f"rx_{name}")
+            for name, (_, drug_class) in CHRONIC_CONDITIONS.items()
+            if drug_class is not None
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class ClaimAggregates:
+    """The daily aggregates of the claims received in a claim's feature window (its own day included)."""
+
+    member_lines: DataFrame  # member_claims_daily
+    procedure_prices: DataFrame  # procedure_prices_daily
+    coding_pairs: DataFrame  # coding_pairs_daily
+
+    @classmethod
+    def of(cls, claims: DataFrame) -> ClaimAggregates:
+        return cls(member_claims_daily(claims), procedure_prices_daily(claims), coding_pairs_daily(claims))
+
+
+def _history(aggregates: DataFrame, *join_keys: str) -> DataFrame:
+    """The aggregates as history rows: every column but the join keys prefixed `h_`."""
+    return aggregates.select([F.col(c) if c in join_keys else F.col(c).alias(f"h_{c}") for c in aggregates.columns])
+
+
+def _same_day_before(claims: DataFrame) -> DataFrame:
+    """Pairs of a claim and each claim of its member received the same day before it (service order, then id)."""
+    earlier = claims.select(
+        "member_key",
+        F.col(PARTITION_COLUMN).alias("h_ingest_date"),
+        F.col("claim_id").alias("h_claim_id"),
+        F.col("service_start_date").alias("h_service_start_date"),
+        F.col("provider_id").alias("h_provider_id"),
+        F.col("procedure_code").alias("h_procedure_code"),
+        F.col("claim_amount").alias("h_claim_amount"),
+    )
+    keys = claims.select("claim_id", "member_key", PARTITION_COLUMN, "service_start_date")
+    return keys.join(earlier, "member_key").where(
+        (F.col("h_ingest_date") == F.col(PARTITION_COLUMN)) & _received_before()
+    )
+
+
+def _context_features(claims: DataFrame, aggregates: ClaimAggregates, same_day: DataFrame) -> DataFrame:
     """Per claim: resubmissions, lines of the same visit, and how its price and coding compare with the
     claims received in its window up to its own day (so a day alone and a backfill give identical rows)."""
     visit = ["member_key", "provider_id", "service_start_date"]
     keys = claims.select("claim_id", PARTITION_COLUMN, *visit, "procedure_code", "diagnosis_code")
-    same_visit = history.select(
-        *visit,
-        F.col("claim_id").alias("h_claim_id"),
-        F.col("procedure_code").alias("h_procedure_code"),
-        F.col(PARTITION_COLUMN).alias("h_ingest_date"),
-        F.col("service_start_date").alias("h_service_start_date"),
-    )
+    lines = _history(aggregates.member_lines, *visit)
     visits = (
-        keys.join(same_visit, visit)
+        keys.join(lines, visit)
         .where(_in_window("h_ingest_date"))
         .groupBy("claim_id")
         .agg(
-            F.count("h_claim_id").alias("lines_same_visit"),
-            F.sum((_received_before() & (F.col("h_procedure_code") == F.col("procedure_code"))).cast("int")).alias(
-                "identical_claims_before"
-            ),
+            F.sum("h_claims").alias("lines_same_visit"),
+            F.sum(
+                F.when(
+                    (F.col("h_ingest_date") < F.col(PARTITION_COLUMN))
+                    & (F.col("h_procedure_code") == F.col("procedure_code")),
+                    F.col("h_claims"),
+                ).otherwise(0)
+            ).alias("_identical_earlier_days"),
         )
     )
-    # Daily aggregates keep the window joins small: one row per code (pair) and day.
-    daily_prices = history.groupBy(F.col("procedure_code"), F.col(PARTITION_COLUMN).alias("h_day")).agg(
-        F.sum(F.log(F.col("claim_amount").cast("double"))).alias("log_sum"), F.count("*").alias("n")
+    identical_same_day = (
+        same_day.join(keys.select("claim_id", "provider_id", "procedure_code"), "claim_id")
+        .where(
+            (F.col("h_provider_id") == F.col("provider_id")) & (F.col("h_procedure_code") == F.col("procedure_code"))
+        )
+        .where(F.col("h_service_start_date") == F.col("service_start_date"))
+        .groupBy("claim_id")
+        .agg(F.count("h_claim_id").alias("_identical_same_day"))
     )
     typical = (
-        keys.join(daily_prices, "procedure_code")
-        .where(_in_window("h_day"))
+        keys.join(
+            _history(aggregates.procedure_prices, "procedure_code"),
+            "procedure_code",
+        )
+        .where(_in_window("h_ingest_date"))
         .groupBy("claim_id")
-        .agg(F.exp(F.sum("log_sum") / F.sum("n")).alias("_typical_amount"))
+        .agg(F.exp(F.sum("h_log_amount_sum") / F.sum("h_claims")).alias("_typical_amount"))
     )
-    daily_pairs = history.groupBy(
-        "diagnosis_code", F.col("procedure_code").alias("h_procedure_code"), F.col(PARTITION_COLUMN).alias("h_day")
-    ).agg(F.count("*").alias("n"))
     coding = (
-        keys.join(daily_pairs, "diagnosis_code")
-        .where(_in_window("h_day"))
+        keys.join(_history(aggregates.coding_pairs, "diagnosis_code"), "diagnosis_code")
+        .where(_in_window("h_ingest_date"))
         .groupBy("claim_id")
         .agg(
             (
-                F.sum(F.when(F.col("h_procedure_code") == F.col("procedure_code"), F.col("n")).otherwise(0))
-                / F.sum("n")
+                F.sum(F.when(F.col("h_procedure_code") == F.col("procedure_code"), F.col("h_claims")).otherwise(0))
+                / F.sum("h_claims")
             ).alias("procedure_share_for_diagnosis")
         )
     )
+    identical = F.coalesce(F.col("_identical_earlier_days"), F.lit(0)) + F.coalesce(
+        F.col("_identical_same_day"), F.lit(0)
+    )
     return (
         claims.join(visits, "claim_id", "left")
+        .join(identical_same_day, "claim_id", "left")
         .join(typical, "claim_id", "left")
         .join(coding, "claim_id", "left")
+        .withColumn("identical_claims_before", F.when(F.col("lines_same_visit").isNotNull(), identical))
         .withColumn(
             "amount_to_procedure_typical",
             F.round(F.col("claim_amount").cast("double") / F.col("_typical_amount"), 4),
         )
         .withColumn("procedure_share_for_diagnosis", F.round("procedure_share_for_diagnosis", 4))
-        .drop("_typical_amount")
+        .drop("_typical_amount", "_identical_earlier_days", "_identical_same_day")
     )
 
 
-def _received_days(claims: DataFrame, history: DataFrame) -> DataFrame:
+def _received_days(claims: DataFrame, aggregates: ClaimAggregates) -> DataFrame:
     """Per claim day: how many days of the short and of the whole feature window hold received claims."""
-    days = history.select(F.col(PARTITION_COLUMN).alias("h_day")).distinct()
+    days = aggregates.procedure_prices.select(F.col(PARTITION_COLUMN).alias("h_day")).distinct()
     return (
         claims.select(PARTITION_COLUMN)
         .distinct()
@@ -161,37 +258,54 @@ def _per_window(count: str, window_days: int, received_days: str) -> Column:
     return F.round(F.coalesce(F.col(count), F.lit(0)) * F.lit(window_days) / F.col(received_days), 4)
 
 
-def _history_features(claims: DataFrame, history: DataFrame) -> DataFrame:
+def _history_features(claims: DataFrame, aggregates: ClaimAggregates, same_day: DataFrame) -> DataFrame:
     """Per claim: the member's claims received before it (earlier day, or same day earlier in service order)
     within the feature window, as rates and ratios that mean the same whatever the length of the history.
 
-    A self-join rather than a window so that a claim's features depend only on
-    what was received up to its own day: one day at a time and a backfill of
-    many days give identical rows.
+    Earlier days come from the member's daily aggregates, the claim's own day from the day's claims: a claim's
+    features depend only on what was received up to it, so one day at a time and a backfill give identical rows.
     """
-    previous = history.select(
-        "member_key",
-        F.col("claim_id").alias("h_claim_id"),
-        F.col(PARTITION_COLUMN).alias("h_ingest_date"),
-        F.col("service_start_date").alias("h_service_start_date"),
-        F.col("claim_amount").cast("double").alias("h_claim_amount"),
+    lines = _history(aggregates.member_lines, "member_key")
+    earlier_days = (
+        claims.select("claim_id", "member_key", PARTITION_COLUMN)
+        .join(lines, "member_key")
+        .where((F.col("h_ingest_date") < F.col(PARTITION_COLUMN)) & _in_window("h_ingest_date"))
+        .select(
+            "claim_id",
+            PARTITION_COLUMN,
+            "h_ingest_date",
+            "h_claims",
+            F.col("h_claim_amount_sum").alias("h_amount"),
+            "h_service_start_date",
+        )
     )
-    pairs = (
-        claims.select("claim_id", "member_key", PARTITION_COLUMN, "service_start_date")
-        .join(previous, "member_key")
-        .where(_received_before() & _in_window("h_ingest_date"))
+    own_day = same_day.select(
+        "claim_id",
+        PARTITION_COLUMN,
+        "h_ingest_date",
+        F.lit(1).cast("long").alias("h_claims"),
+        F.col("h_claim_amount").cast(MONEY_SUM_TYPE).alias("h_amount"),
+        "h_service_start_date",
     )
+    pairs = earlier_days.unionByName(own_day)
     aggregated = pairs.groupBy("claim_id").agg(
-        F.sum(_within_days("h_ingest_date", SHORT_RATE_DAYS).cast("int")).alias("_short_claims"),
-        F.count("h_claim_id").alias("_window_claims"),
-        F.avg("h_claim_amount").alias("_member_mean_amount"),
+        F.sum(F.when(_within_days("h_ingest_date", SHORT_RATE_DAYS), F.col("h_claims")).otherwise(0)).alias(
+            "_short_claims"
+        ),
+        F.sum("h_claims").alias("_window_claims"),
+        (F.sum("h_amount").cast("double") / F.sum("h_claims")).alias("_member_mean_amount"),
         F.max("h_service_start_date").alias("_last_service_date"),
     )
+    return history_rates(claims.join(aggregated, "claim_id", "left"), _received_days(claims, aggregates))
+
+
+def history_rates(claims: DataFrame, received_days: DataFrame) -> DataFrame:
+    """The history features from each claim's earlier-claim totals (_short_claims, _window_claims,
+    _member_mean_amount, _last_service_date) and its day's received days (_short_days, history_days)."""
     last_service = F.col("_last_service_date")
     member_mean = F.col("_member_mean_amount")
     return (
-        claims.join(aggregated, "claim_id", "left")
-        .join(_received_days(claims, history), PARTITION_COLUMN, "left")
+        claims.join(received_days, PARTITION_COLUMN, "left")
         .withColumn("claim_rate_30d", _per_window("_short_claims", SHORT_RATE_DAYS, "_short_days"))
         .withColumn("claim_rate_90d", _per_window("_window_claims", CLAIM_FEATURE_WINDOW_DAYS, "history_days"))
         .withColumn(
@@ -231,16 +345,27 @@ CLAIM_FEATURE_TYPES = {
 
 
 def claim_features(claims: DataFrame, claim_history: DataFrame, members: DataFrame) -> DataFrame:
+    """The claim-level features from the silver claims of the look-back window (including the partition)."""
+    return claim_features_from_aggregates(claims, ClaimAggregates.of(claim_history), members)
+
+
+def claim_features_from_aggregates(claims: DataFrame, aggregates: ClaimAggregates, members: DataFrame) -> DataFrame:
     """The claim-level features of the fraud autoencoder, one row per claim of the partition.
 
-    `claims` are the partition's silver claims, `claim_history` the silver
-    claims of the look-back window (including the partition), `members` the
+    `claims` are the partition's silver claims, `aggregates` the daily
+    aggregates of the look-back window (including the partition), `members` the
     SCD2 member dimension. `days_since_last_claim` and `amount_to_member_mean`
     are null when the member has no earlier claim in the feature window. Types
     are pinned: the engines infer different ones for the same expressions.
     """
-    frame = _history_features(claims, claim_history)
-    frame = _context_features(frame, claim_history)
+    same_day = _same_day_before(claims)
+    frame = _history_features(claims, aggregates, same_day)
+    return with_demographics(_context_features(frame, aggregates, same_day), members)
+
+
+def with_demographics(frame: DataFrame, members: DataFrame) -> DataFrame:
+    """The claims with their history and context features, completed with the member's demographics at service,
+    durations and pinned types, in the table's column order."""
     frame = _demographics_at_service(frame, members)
     frame = (
         frame.withColumn("patient_age", _patient_age(F.col("birth_year"), F.col("service_start_date")))
@@ -265,28 +390,27 @@ def claim_features(claims: DataFrame, claim_history: DataFrame, members: DataFra
     )
 
 
-def _claim_utilisation(claims: DataFrame) -> DataFrame:
-    return claims.groupBy("member_key").agg(
-        F.count("claim_id").alias("num_claims"),
-        F.sum(F.when(F.col("claim_type") == "emergency", 1).otherwise(0)).alias("num_er_visits"),
-        F.sum(F.when(F.col("claim_type") == "inpatient", 1).otherwise(0)).alias("num_inpatient_stays"),
-        F.sum(F.when(F.col("claim_type") == "outpatient", 1).otherwise(0)).alias("num_outpatient_visits"),
-        F.sum("claim_amount").alias("total_claim_amount"),
-        F.sum("paid_amount").alias("total_paid_amount"),
+def _claim_utilisation(lines: DataFrame) -> DataFrame:
+    """Per member: the utilisation of the daily visit-line aggregates given."""
+    return lines.groupBy("member_key").agg(
+        F.sum("claims").alias("num_claims"),
+        F.sum("er_visits").alias("num_er_visits"),
+        F.sum("inpatient_stays").alias("num_inpatient_stays"),
+        F.sum("outpatient_visits").alias("num_outpatient_visits"),
+        F.sum("claim_amount_sum").cast(MONEY_SUM_TYPE).alias("total_claim_amount"),
+        F.sum("paid_amount_sum").cast(MONEY_SUM_TYPE).alias("total_paid_amount"),
         F.countDistinct("provider_id").alias("num_distinct_providers"),
-        *[
-            F.max(F.when(F.col("diagnosis_code").startswith(prefix), 1).otherwise(0)).alias(f"_dx_{name}")
-            for name, (prefix, _) in CHRONIC_CONDITIONS.items()
-        ],
+        *[F.max(f"dx_{name}").alias(f"_dx_{name}") for name in CHRONIC_CONDITIONS],
     )
 
 
-def _pharmacy_utilisation(rx: DataFrame) -> DataFrame:
-    return rx.groupBy("member_key").agg(
-        F.count("rx_claim_id").alias("num_rx_fills"),
-        F.sum("rx_amount").alias("total_rx_amount"),
+def _pharmacy_utilisation(fills: DataFrame) -> DataFrame:
+    """Per member: the fills of the daily pharmacy aggregates given."""
+    return fills.groupBy("member_key").agg(
+        F.sum("fills").alias("num_rx_fills"),
+        F.sum("rx_amount_sum").cast(MONEY_SUM_TYPE).alias("total_rx_amount"),
         *[
-            F.max(F.when(F.col("drug_class") == drug_class, 1).otherwise(0)).alias(f"_rx_{name}")
+            F.max(f"rx_{name}").alias(f"_rx_{name}")
             for name, (_, drug_class) in CHRONIC_CONDITIONS.items()
             if drug_class is not None
         ],
@@ -305,22 +429,44 @@ def _immunization_history(immunizations: DataFrame, as_of: date) -> DataFrame:
 def member_features(
     members: DataFrame, claims: DataFrame, rx: DataFrame, immunizations: DataFrame, as_of: date
 ) -> DataFrame:
+    """The member features from silver claims and pharmacy claims."""
+    return member_features_from_aggregates(
+        members, member_claims_daily(claims), member_rx_daily(rx), immunizations, as_of
+    )
+
+
+def member_features_from_aggregates(
+    members: DataFrame, claim_lines: DataFrame, rx_fills: DataFrame, immunizations: DataFrame, as_of: date
+) -> DataFrame:
     """One row per member (current version): demographics, risk factors, 12-month utilisation and cost,
-    chronic-condition flags from diagnoses and maintenance drugs, immunization history."""
+    chronic-condition flags from diagnoses and maintenance drugs, immunization history.
+
+    `claim_lines` and `rx_fills` are the daily aggregates (member_claims_daily, member_rx_daily).
+    """
     start = F.date_sub(F.lit(as_of), CLAIM_HISTORY_DAYS)
     # Silver guarantees a record is received no earlier than its service or fill date, so only the window's
     # daily partitions can hold its claims: reading just those keeps the cost flat as history grows.
     received = F.col(PARTITION_COLUMN) > start
-    recent_claims = claims.where(
+    recent_claims = claim_lines.where(
         received & (F.col("service_start_date") > start) & (F.col("service_start_date") <= F.lit(as_of))
     )
-    recent_rx = rx.where(received & (F.col("fill_date") > start) & (F.col("fill_date") <= F.lit(as_of)))
+    recent_rx = rx_fills.where(received & (F.col("fill_date") > start) & (F.col("fill_date") <= F.lit(as_of)))
+    return with_utilisation(
+        members, _claim_utilisation(recent_claims), _pharmacy_utilisation(recent_rx), immunizations, as_of
+    )
+
+
+def with_utilisation(
+    members: DataFrame, claims_used: DataFrame, rx_used: DataFrame, immunizations: DataFrame, as_of: date
+) -> DataFrame:
+    """The current members with their per-member claim and pharmacy utilisation of the window, immunizations and
+    derived flags, in the table's column order."""
     current = members.where("is_current_record").select(
         "member_key", "gender", "birth_year", "geographic_region", "plan_code", "bmi", "smoker", "enrollment_status"
     )
     frame = (
-        current.join(_claim_utilisation(recent_claims), "member_key", "left")
-        .join(_pharmacy_utilisation(recent_rx), "member_key", "left")
+        current.join(claims_used, "member_key", "left")
+        .join(rx_used, "member_key", "left")
         .join(_immunization_history(immunizations, as_of), "member_key", "left")
     )
     frame = frame.fillna(0, subset=list(MEMBER_UTILISATION_COUNTS)).fillna(0.0, subset=list(MEMBER_UTILISATION_AMOUNTS))

@@ -8,6 +8,8 @@ from datetime import date
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from healthcare_assets.resources.delta import PARTITION_COLUMN
+
 
 def key_violations(frame: DataFrame, key: tuple[str, ...]) -> dict[str, int]:
     """Rows whose key has a null part, and key values that occur more than once."""
@@ -19,6 +21,31 @@ def key_violations(frame: DataFrame, key: tuple[str, ...]) -> dict[str, int]:
     totals = frame.agg(F.count(F.lit(1)).alias("rows"), F.sum(null_key).alias("null_keys")).collect()[0]
     duplicates = frame.where(~null_key.cast("boolean")).groupBy(*key).count().where("count > 1").count()
     return {"rows": int(totals["rows"]), "null_keys": int(totals["null_keys"] or 0), "duplicate_keys": int(duplicates)}
+
+
+def key_violations_of_days(
+    table: DataFrame, key: tuple[str, ...], start: date, end: date, received_not_before: str | None
+) -> dict[str, int]:
+    """key_violations for the rows of days start..end, their keys' uniqueness judged against the whole table
+    while reading only the partitions that can hold them.
+
+    A key with the day in it is unique across the table when it is unique within each day. Otherwise a record
+    is received no earlier than its `received_not_before` date, so another row with one of the days' keys (an
+    earlier or a later delivery of the same record) sits in a partition no older than the oldest such date of
+    the days' rows; without that column every partition can.
+    """
+    days = table.where(F.col(PARTITION_COLUMN).between(F.lit(start), F.lit(end)))
+    if PARTITION_COLUMN in key:
+        return key_violations(days, key)
+    counts = key_violations(days, key)
+    candidates = table
+    if received_not_before is not None:
+        oldest = days.agg(F.min(received_not_before)).collect()[0][0]
+        if oldest is None:
+            return counts
+        candidates = table.where(F.col(PARTITION_COLUMN) >= F.lit(oldest))
+    with_days_keys = candidates.join(days.select(*key).distinct(), list(key), "left_semi")
+    return {**counts, "duplicate_keys": with_days_keys.groupBy(*key).count().where("count > 1").count()}
 
 
 def rule_violations(frame: DataFrame, rules: Mapping[str, str]) -> dict[str, int]:

@@ -33,11 +33,29 @@ def silver_key(source: Source) -> tuple[str, ...]:
     return tuple("member_key" if name == "member_id" else name for name in source.key)
 
 
+def received_not_before(source: Source) -> str | None:
+    """A date column silver keeps that bronze guarantees is not after the day a record was received."""
+    kept = [name for name in source.not_after_receipt if name not in source.phi_columns]
+    return kept[0] if kept else None
+
+
 def drop_earlier_deliveries(frame: DataFrame, stored: DataFrame, source: Source, start: date) -> DataFrame:
-    """Drops records already stored for a day before `start`: a re-delivered record counts once."""
+    """Drops records already stored for a day before `start`: a re-delivered record counts once.
+
+    A record was received no earlier than its own service (fill, administration) date, so an earlier delivery
+    of the day's records sits in a partition no older than their oldest such date: only those partitions are
+    read, and the cost does not grow with the history. (A re-delivery that moved the date past the first
+    delivery's day escapes this and is caught by the primary-key gate.)
+    """
     key = list(silver_key(source))
-    earlier = stored.where(F.col(PARTITION_COLUMN) < F.lit(start)).select(*key)
-    return frame.join(earlier, key, "left_anti")
+    earlier = stored.where(F.col(PARTITION_COLUMN) < F.lit(start))
+    bound = received_not_before(source)
+    if bound is not None:
+        oldest = frame.agg(F.min(bound)).collect()[0][0]
+        if oldest is None:
+            return frame
+        earlier = earlier.where(F.col(PARTITION_COLUMN) >= F.lit(oldest))
+    return frame.join(earlier.select(*key), key, "left_anti")
 
 
 def _clean(bronze: DataFrame, source: Source, key: bytes) -> DataFrame:
@@ -142,13 +160,40 @@ def dim_members(eligibility: DataFrame) -> DataFrame:
     return versions.select(*DIM_MEMBERS_COLUMNS)
 
 
-# Brings the stored dimension to the derived one, touching only rows that changed.
-DIM_MEMBERS_MERGE = """
-MERGE INTO {target} USING {source}
+def touched_members(eligibility: DataFrame, start: date, end: date) -> DataFrame:
+    """The members with an enrolment record received on a day of start..end."""
+    return eligibility.where(F.col(PARTITION_COLUMN).between(F.lit(start), F.lit(end))).select("member_key").distinct()
+
+
+def dim_members_changes(eligibility: DataFrame, stored: DataFrame, members: DataFrame) -> DataFrame:
+    """The derived history of `members` (from all their enrolment records), plus their stored versions that the
+    history no longer has, flagged `_delete`: MERGEd with DIM_MEMBERS_TOUCHED_MERGE, the dimension becomes what a
+    derivation from every record would give, while every other member is left alone."""
+    derived = dim_members(eligibility.join(members, "member_key", "left_semi"))
+    stale = (
+        stored.join(members, "member_key", "left_semi")
+        .join(derived.select("member_key", "effective_from"), ["member_key", "effective_from"], "left_anti")
+        .select(*DIM_MEMBERS_COLUMNS)
+    )
+    return derived.withColumn("_delete", F.lit(False)).unionByName(stale.withColumn("_delete", F.lit(True)))
+
+
+_CHANGED = """(t.attributes_hash <> s.attributes_hash OR t.version <> s.version
+                  OR NOT (t.effective_to <=> s.effective_to) OR t.is_current_record <> s.is_current_record)"""
+# Brings the stored dimension to the derived one (of every member), touching only rows that changed.
+DIM_MEMBERS_MERGE = f"""
+MERGE INTO {{target}} USING {{source}}
 ON t.member_key = s.member_key AND t.effective_from = s.effective_from
-WHEN MATCHED AND (t.attributes_hash <> s.attributes_hash OR t.version <> s.version
-                  OR NOT (t.effective_to <=> s.effective_to) OR t.is_current_record <> s.is_current_record)
-  THEN UPDATE SET *
+WHEN MATCHED AND {_CHANGED} THEN UPDATE SET *
 WHEN NOT MATCHED THEN INSERT *
 WHEN NOT MATCHED BY SOURCE THEN DELETE
+"""
+# Brings the stored versions of some members to dim_members_changes(...): other members' rows are not read.
+DIM_MEMBERS_TOUCHED_MERGE = f"""
+MERGE INTO {{target}} USING {{source}}
+ON t.member_key = s.member_key AND t.effective_from = s.effective_from
+WHEN MATCHED AND s._delete THEN DELETE
+WHEN MATCHED AND {_CHANGED} THEN UPDATE SET {", ".join(f"{c} = s.{c}" for c in DIM_MEMBERS_COLUMNS)}
+WHEN NOT MATCHED AND NOT s._delete THEN INSERT ({", ".join(DIM_MEMBERS_COLUMNS)})
+  VALUES ({", ".join(f"s.{c}" for c in DIM_MEMBERS_COLUMNS)})
 """
