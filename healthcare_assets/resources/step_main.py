@@ -33,7 +33,7 @@ def store_history(instance: DagsterInstance, state: dict) -> None:
             storage._event_to_row = lambda event, _id=storage_id: {**event_to_row(event), "id": _id}
             storage.store_event(entry)
     finally:
-        del storage._event_to_row
+        storage._event_to_row = event_to_row
     for entry in state["check_evaluations"]:
         storage.store_event(entry)
 
