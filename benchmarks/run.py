@@ -165,13 +165,8 @@ def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
 
     if "serving" in sections:
         progress("serving: the champions behind the local scoring endpoint, latency and throughput")
-        serving = _section_script(
-            "serving",
-            ["--label", scale.name, "--lakehouse", lakehouse],
-            RESULTS_DIR / f"serving_{scale.name}.json",
-            work,
-            progress,
-        )
+        args = ["--label", scale.name, "--lakehouse", lakehouse]
+        serving = _section_script("serving", args, RESULTS_DIR / f"serving_{scale.name}.json", work, progress)
         for endpoint, measured in serving["endpoints"].items():
             progress(f"  {endpoint}: p50 {measured['single_record']['p50_ms']} ms")
 
