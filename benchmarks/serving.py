@@ -3,8 +3,9 @@
 Each champion (or, when no promotion has passed yet, the newest registered version, and the section says so)
 is served by `LocalScoringServer`, the MLflow pyfunc scoring app the `serving/*_endpoint` assets run locally,
 on 127.0.0.1. The records are the latest day's claims and the latest member snapshot of a lakehouse: one built
-here by `make run`'s ingestion and training jobs over its first `--days` days, or an existing one (`--lakehouse`,
-e.g. the benchmark's backfill or `make run`'s `.lakehouse`). Measured over HTTP from this process:
+here (the scale's feeds through gold for `--days` days, the risk models, then the fraud models trained for the
+last day with small trees and one held-out day, through `dagster asset materialize`), or an existing one
+(`--lakehouse`, e.g. the benchmark's backfill or `make run`'s `.lakehouse`). Measured over HTTP from this process:
 
 * single-claim latency: `--requests` requests of one record each (after a warm-up), p50 / p99 / mean;
 * throughput: requests of `--batch-sizes` records, repeated, records per second and the p50 request time;
@@ -12,7 +13,7 @@ e.g. the benchmark's backfill or `make run`'s `.lakehouse`). Measured over HTTP 
 
 Writes benchmarks/results/serving_<label>.json.
 
-    .venv/bin/python -m benchmarks.serving [--label demo] [--lakehouse PATH] [--days 4] [--out FILE]
+    .venv/bin/python -m benchmarks.serving --scale small [--lakehouse PATH] [--days 5] [--out FILE]
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ import statistics
 import subprocess
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.scales import FIRST_DAY
+from benchmarks.scales import SCALES, Scale
 
 RESULTS = Path(__file__).parent / "results"
 ENDPOINTS = ("fraud", "risk")
@@ -85,17 +86,39 @@ def measure_endpoint(invoke, predict, rows: list[dict], requests: int, batch_siz
     }
 
 
-def _build_lakehouse(days: int, work: Path) -> Path:
-    """`make run`'s jobs that train the models (its generator defaults) over the first `days` days."""
-    from benchmarks.measure import PYTHON
-    from benchmarks.pipeline import REPO, Lakehouse
+# Small trees and one held-out day: what trains and passes the fraud gates on a few days of data.
+FRAUD_TRAINING = {
+    "catboost": {"iterations": 30, "depth": 4, "holdout_days": 1},
+    "xgboost": {"iterations": 100, "depth": 3, "holdout_days": 1},
+}
+TRAINING_SELECTION = (
+    "group:fraud or key:gold/fraud_scores_catboost or key:gold/fraud_scores_xgboost or "
+    "key:governance/fairness_monitoring"
+)
+
+
+def _build_lakehouse(scale: Scale, days: int, work: Path) -> Path:
+    """The scale's feeds through gold for `days` days, then the risk and fraud models trained and promoted."""
+    from benchmarks.measure import DAGSTER
+    from benchmarks.pipeline import DAILY_PIPELINE, REPO, Lakehouse
 
     lakehouse = Lakehouse(work / "serving")
-    jobs = ["daily_pipeline", "risk_model_training", "fraud_model_training"]
-    end = FIRST_DAY + timedelta(days=days - 1)
-    command = [PYTHON, "-m", "healthcare_assets.demo", "--start", str(FIRST_DAY), "--end", str(end), "--jobs", *jobs]
-    # a refused promotion or a failed gate exits 1: the newest registered versions are served then
-    subprocess.run(command, env=lakehouse.env, cwd=REPO, check=False)  # noqa: S603
+    last = scale.day(days)
+    training = {f"fraud__fraud_model_{t}": {"config": c} for t, c in FRAUD_TRAINING.items()}
+    steps = [
+        (
+            DAILY_PIPELINE,
+            ["--partition-range", f"{scale.day(1)}...{last}"],
+            {"synthetic_landing_feeds": {"config": scale.synthetic_config()}},
+        ),
+        ("group:risk", [], {}),
+        (TRAINING_SELECTION, ["--partition", str(last)], training),
+    ]
+    for selection, partitions, ops in steps:
+        command = [DAGSTER, "asset", "materialize", "-m", "healthcare_assets.definitions", "--select", selection]
+        command += [*partitions, "--config-json", json.dumps({"ops": ops})]
+        # a failed gate exits non-zero: the newest registered versions are served then
+        subprocess.run(command, env=lakehouse.env, cwd=REPO, check=False)  # noqa: S603
     return lakehouse.root / "lakehouse"
 
 
@@ -153,9 +176,10 @@ def run(lakehouse: Path, requests: int, batch_sizes: list[int], max_records: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--label", default="demo", help="names the result file serving_<label>.json")
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small", help="the data built (no --lakehouse)")
+    parser.add_argument("--label", help="names the result file serving_<label>.json (default: the scale)")
     parser.add_argument("--lakehouse", type=Path, help="an existing local lakehouse (its MLflow store beside it)")
-    parser.add_argument("--days", type=int, default=4, help="days to build when no lakehouse is given (>= 4)")
+    parser.add_argument("--days", type=int, default=5, help="days to build when no lakehouse is given")
     parser.add_argument("--requests", type=int, default=500, help="one-record requests for the latency")
     parser.add_argument("--batch-sizes", default="10,100,1000")
     parser.add_argument("--max-records", type=int, default=1000, help="distinct records sent (cycled)")
@@ -163,11 +187,13 @@ def main() -> None:
     args = parser.parse_args()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     work = Path(tempfile.mkdtemp(prefix="healthcare-serving-"))
-    lakehouse = args.lakehouse or _build_lakehouse(args.days, work)
+    scale, label = SCALES[args.scale], args.label or args.scale
+    lakehouse = args.lakehouse or _build_lakehouse(scale, args.days, work)
     record = {
-        "label": args.label,
-        # the first days of `make run`'s data built for this measurement, or None: an existing lakehouse
+        "label": label,
+        # the first days of the scale's data built for this measurement, or None: an existing lakehouse
         "built_days": args.days if args.lakehouse is None else None,
+        "claims_per_day": scale.claims_per_day if args.lakehouse is None else None,
         **run(lakehouse, args.requests, [int(b) for b in args.batch_sizes.split(",")], args.max_records),
         "machine": {
             "cores": os.cpu_count(),
@@ -176,7 +202,7 @@ def main() -> None:
         },
         "measured_at": started,
     }
-    out = args.out or RESULTS / f"serving_{args.label}.json"
+    out = args.out or RESULTS / f"serving_{label}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out}")
@@ -198,7 +224,11 @@ def serving_section(results: Path) -> tuple[list[str], dict]:
     ]
     for label, result in found.items():
         days = result["built_days"]
-        source = f"`make run`'s data, first {days} days" if days else "the benchmark's lakehouse"
+        source = (
+            f"{days} days of {result['claims_per_day']:,} claims/day built for it"
+            if days
+            else "the benchmark's lakehouse"
+        )
         out += [f"### {label}: {source}, measured {result['measured_at']}", ""]
         out += [
             "| endpoint | model version | p50 ms | p99 ms | mean ms | one-record requests/s |",
