@@ -2,7 +2,7 @@
 
 The orchestrator side is the real code location in `dev` with the volume-staged
 step launcher and the Databricks SDK talking HTTP to the emulator; the emulated
-cluster runs the uploaded `databricks_step_main.py` on this machine with the
+cluster runs the uploaded `step_main.py` (dagster-databricks' step main) on this machine with the
 embedded Sail engine in its own mount namespace, where the workspace's volumes
 are `/Volumes` (the orchestrator has none), and the step's events come back into
 the local instance. Every request body is checked against databricks-sdk's
@@ -159,7 +159,7 @@ def test_a_dev_spark_asset_runs_as_a_databricks_job_and_its_events_come_back(wor
     # only the wheel: its dependencies never replace the runtime's packages (test_cluster_install.py)
     assert libraries == [DEV.wheel_uri]
     python_file = task["spark_python_task"]["python_file"]
-    assert python_file.startswith(f"{DEV.staging_prefix}/") and python_file.endswith("/databricks_step_main.py")
+    assert python_file.startswith(f"{DEV.staging_prefix}/") and python_file.endswith("/step_main.py")
     assert all(p.startswith(DEV.staging_prefix) for p in task["spark_python_task"]["parameters"])
     assert workspace.submitted("/api/2.0/dbfs/put") == workspace.submitted("/api/2.0/dbfs/create") == []
     assert submit["timeout_seconds"] == DEV.step_timeout_seconds

@@ -194,9 +194,9 @@ def instance_state(instance: dg.DagsterInstance, step_keys: set[dg.AssetKey], as
         if key in read_by_the_step and asset_graph.get(key).is_partitioned:
             ids = list(instance.event_log_storage.get_latest_storage_id_by_partition(key, events).values())
             if ids:
-                records = instance.get_event_records(
-                    dg.EventRecordsFilter(event_type=events, asset_key=key, storage_ids=ids)
-                )
+                records = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=key, storage_ids=ids), limit=len(ids)
+                ).records
                 by_storage_id.update({r.storage_id: r.event_log_entry for r in records})
     check_keys = list(asset_graph.asset_check_keys)
     executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
