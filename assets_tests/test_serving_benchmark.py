@@ -40,6 +40,7 @@ def test_the_section_renders_latency_and_throughput_measured_against_the_scoring
     results = tmp_path / "results"
     results.mkdir()
     record = {"label": "tiny", "built_days": 4, "claims_per_day": 200, "measured_at": "2026-01-05T00:00:00+00:00"}
+    record["machine"] = {"cores": 2, "python": "3.11", "load_average_at_start": [0.5, 0.4, 0.3]}
     endpoint = {"model": "claims_fraud_autoencoder", "version": "1", "champion": False, **measured}
     (results / "serving_tiny.json").write_text(json.dumps({**record, "endpoints": {"fraud": endpoint}}))
 

@@ -229,7 +229,14 @@ def serving_section(results: Path) -> tuple[list[str], dict]:
             if days
             else "the benchmark's lakehouse"
         )
-        out += [f"### {label}: {source}, measured {result['measured_at']}", ""]
+        machine = result["machine"]
+        out += [
+            f"### {label}: {source}, measured {result['measured_at']}",
+            "",
+            f"{machine['cores']} cores, load average {machine['load_average_at_start'][0]} when it started "
+            "(other work shared the machine: compare the rows with each other, not with a quiet machine).",
+            "",
+        ]
         out += [
             "| endpoint | model version | p50 ms | p99 ms | mean ms | one-record requests/s |",
             "|---|---|---|---|---|---|",
