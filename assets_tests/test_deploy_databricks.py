@@ -318,13 +318,14 @@ def test_the_champion_is_served_through_the_model_serving_api_with_champion_and_
 
 # --- the whole dev graph, models included ---------------------------------------------------------------------
 # The jobs `make run` runs, in its order, each launched step a Databricks run whose cluster sees `/Volumes` while
-# this process does not: ingestion over START..DAY, then training, serving, scoring and monitoring for DAY with
-# the data and training settings the promotion scenarios pass every gate with on little data (four days of history
-# before the held-out DAY). A launched step runs against an ephemeral Dagster instance on the cluster; it finds the
-# model an earlier run trained and the gates promotion re-reads because the launcher stages that history beside
-# the step (`resources/step_main.py`). MLflow is one SQLite store outside the volumes that the cluster processes
-# and this one share (the emulated workspace has no MLflow service); its serving endpoints answer from it.
-START, DAY = date(2026, 1, 1), date(2026, 1, 5)
+# this process does not: ingestion over GRAPH_START..GRAPH_DAY, then training, serving, scoring and monitoring
+# for GRAPH_DAY with the data and training settings the promotion scenarios pass every gate with on little data
+# (four days of history before the held-out day). A launched step runs against an ephemeral Dagster instance on
+# the cluster; it finds the model an earlier run trained and the gates promotion re-reads because the launcher
+# stages that history beside the step (`resources/step_main.py`). MLflow is one SQLite store outside the volumes
+# that the cluster processes and this one share (the emulated workspace has no MLflow service); its serving
+# endpoints answer from it.
+GRAPH_START, GRAPH_DAY = date(2026, 1, 1), date(2026, 1, 5)
 GRAPH_DATA = {"claims_per_day": 600, "fraud_rate": 0.1, "num_members": 1500, "num_providers": 60, "bad_record_rate": 0}
 GRAPH_TRAINING = {
     "catboost": {"iterations": 30, "depth": 4, "holdout_days": 1},
@@ -373,11 +374,13 @@ def test_the_whole_dev_graph_runs_on_the_emulated_workspace_models_included(
     ReconstructableJob.get_repository_definition.cache_clear()
     pointer = ModuleCodePointer("healthcare_assets.definitions", "load_definitions", working_directory=str(ROOT))
     repository = ReconstructableRepository(pointer)
-    window = dict(zip(RANGE_TAGS, (START.isoformat(), DAY.isoformat()), strict=True))
-    day_only = dict(zip(RANGE_TAGS, (DAY.isoformat(), DAY.isoformat()), strict=True))
+    window = dict(zip(RANGE_TAGS, (GRAPH_START.isoformat(), GRAPH_DAY.isoformat()), strict=True))
+    day_only = dict(zip(RANGE_TAGS, (GRAPH_DAY.isoformat(), GRAPH_DAY.isoformat()), strict=True))
     landing = workspace.volume_path(load_settings().landing_root)
-    for offset in range((DAY - START).days + 1):  # the payer's feeds for the window
-        write_landing_day(SyntheticDataConfig(**GRAPH_DATA).to_domain(), START + timedelta(days=offset), str(landing))
+    for offset in range((GRAPH_DAY - GRAPH_START).days + 1):  # the payer's feeds for the window
+        write_landing_day(
+            SyntheticDataConfig(**GRAPH_DATA).to_domain(), GRAPH_START + timedelta(days=offset), str(landing)
+        )
     training = {"ops": {MODEL_KEYS[t].to_python_identifier(): {"config": c} for t, c in GRAPH_TRAINING.items()}}
     failures = {}
     with dg.instance_for_test() as instance:
@@ -404,7 +407,7 @@ def test_the_whole_dev_graph_runs_on_the_emulated_workspace_models_included(
         lakehouse = workspace.volume_path(settings.lakehouse_root)
         assert not Path(settings.lakehouse_root).exists()
         claims = DeltaTable(str(lakehouse / "gold" / "claim_features")).to_pandas()
-        assert len(claims) > 0 and str(claims[PARTITION_COLUMN].max())[:10] == str(DAY)
+        assert len(claims) > 0 and str(claims[PARTITION_COLUMN].max())[:10] == str(GRAPH_DAY)
         for table in ("fraud_scores_catboost", "fraud_scores_xgboost", "member_risk_predictions"):
             assert len(DeltaTable(str(lakehouse / "gold" / table)).to_pandas()) > 0, table
 
