@@ -33,6 +33,7 @@ from healthcare_assets.assets.governance import REGISTERED_FRAUD_MODEL_KEY
 from healthcare_assets.assets.landing import SyntheticDataConfig
 from healthcare_assets.assets.promotion import MODEL_AUDIT_LOG_KEY, PROMOTION_CHECK
 from healthcare_assets.assets.risk import REGISTERED_RISK_MODEL_KEY
+from healthcare_assets.assets.serving import FRAUD_ENDPOINT_KEY, PROBE_CHECK, RISK_ENDPOINT_KEY
 from healthcare_assets.demo import DEMO_JOBS
 from healthcare_assets.domain.synthetic import write_landing_day
 from healthcare_assets.environments import PROFILES, RUNTIME
@@ -427,8 +428,15 @@ def test_the_whole_dev_graph_runs_on_the_emulated_workspace_models_included(
             metadata = event.asset_materialization.metadata
             gate_results = str(metadata["gate_results"].value)
             assert "not evaluated on the latest materialisation" not in gate_results, (key, gate_results)
-            execution = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-                [dg.AssetCheckKey(key, PROMOTION_CHECK)]
-            )
-            assert execution, key
+            assert _latest_check_passed(instance, dg.AssetCheckKey(key, PROMOTION_CHECK)), key  # promoted
+        # the champions serve from the emulated Model Serving endpoints with the batch scores
+        for key in (FRAUD_ENDPOINT_KEY, RISK_ENDPOINT_KEY):
+            assert _latest_check_passed(instance, dg.AssetCheckKey(key, PROBE_CHECK)), key
+        assert set(workspace.endpoints) == {"fraud-detector-dev", "member-risk-dev"}
         assert len(workspace.runs) >= 27  # one Databricks run per launched step
+
+
+def _latest_check_passed(instance: dg.DagsterInstance, key: dg.AssetCheckKey) -> bool:
+    execution = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
+    evaluation = execution.evaluation if execution is not None else None
+    return isinstance(evaluation, dg.AssetCheckEvaluation) and evaluation.passed
