@@ -10,7 +10,9 @@ Endpoints (paths and JSON shapes of the Databricks REST API; jobs under 2.0, 2.1
 * Files 2.0 (Unity Catalog volumes): ``PUT/GET/HEAD/DELETE fs/files/Volumes/...`` and
   ``PUT/GET/HEAD/DELETE fs/directories/Volumes/...``; volume files live under ``<root>/volumes``.
 * Serving endpoints 2.0: ``POST serving-endpoints``, ``GET serving-endpoints/<name>``,
-  ``PUT serving-endpoints/<name>/config``.
+  ``PUT serving-endpoints/<name>/config``, and ``POST serving-endpoints/<name>/invocations``
+  (``dataframe_records``), answered by the served entity with 100 % of the traffic loaded from
+  the MLflow registry at ``model_registry_uri`` (the workspace's Unity Catalog registry stand-in).
 
 Faithful mode (``faithful=True``), what a current workspace enforces and the
 default mode lets through: libraries in the DBFS root are refused (disabled from
@@ -147,6 +149,9 @@ class DatabricksEmulator:
         self.volumes_root.mkdir(parents=True, exist_ok=True)
         self.faithful = faithful
         self.endpoints: dict[str, dict[str, Any]] = {}
+        # the MLflow registry the serving endpoints load their entities from (set it before invoking one)
+        self.model_registry_uri: str | None = None
+        self._served_models: dict[tuple[str, str], Any] = {}
         self.token = token
         self.python = python
         # how long a new job cluster takes to start (runs stay PENDING meanwhile)
@@ -286,6 +291,8 @@ class DatabricksEmulator:
         parts = path.strip("/").split("/")  # api, version, service, ...
         if len(parts) >= 3 and parts[:3] == ["api", "2.0", "serving-endpoints"]:
             return self._serving(method, parts[3:], body)
+        if method == "POST" and len(parts) == 3 and parts[0] == "serving-endpoints" and parts[2] == "invocations":
+            return self._invoke(parts[1], body)
         if len(parts) < 4 or parts[0] != "api":
             raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
         service, operation = parts[2], "/".join(parts[3:])
@@ -362,6 +369,26 @@ class DatabricksEmulator:
             self.endpoints[name] = self._endpoint_json(name, body)
             return self.endpoints[name]
         raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} serving-endpoints/{'/'.join(parts)}'")
+
+    def _invoke(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Scores `dataframe_records` with the entity the traffic config routes 100 % to, as Model Serving does."""
+        import mlflow.pyfunc
+        import pandas as pd
+
+        if name not in self.endpoints:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Serving endpoint '{name}' does not exist.")
+        if set(body) != {"dataframe_records"} or not isinstance(body["dataframe_records"], list):
+            raise ApiError(400, "BAD_REQUEST", "this endpoint takes a JSON object with dataframe_records only")
+        config = self.endpoints[name]["config"]
+        route = next(r for r in config["traffic_config"]["routes"] if r["traffic_percentage"] == 100)
+        entity = next(e for e in config["served_entities"] if e["name"] == route["served_model_name"])
+        key = (entity["entity_name"], entity["entity_version"])
+        if key not in self._served_models:
+            mlflow.set_registry_uri(self.model_registry_uri or "")
+            self._served_models[key] = mlflow.pyfunc.load_model(f"models:/{key[0]}/{key[1]}")
+        predictions = self._served_models[key].predict(pd.DataFrame(body["dataframe_records"]))
+        frame = predictions if isinstance(predictions, pd.DataFrame) else pd.DataFrame({"prediction": predictions})
+        return {"predictions": frame.astype(object).where(frame.notna(), None).to_dict("records")}
 
     def _endpoint_json(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
         return {

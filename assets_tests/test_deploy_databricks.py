@@ -2,7 +2,7 @@
 
 The orchestrator side is the real code location in `dev` with the volume-staged
 step launcher and the Databricks SDK talking HTTP to the emulator; the emulated
-cluster runs the uploaded `databricks_step_main.py` on this machine with the
+cluster runs the uploaded `step_main.py` (dagster-databricks' step main) on this machine with the
 embedded Sail engine in its own mount namespace, where the workspace's volumes
 are `/Volumes` (the orchestrator has none), and the step's events come back into
 the local instance. Every request body is checked against databricks-sdk's
@@ -12,11 +12,13 @@ dataclasses; DBFS-root libraries are refused as on a current workspace.
 import gzip
 import pickle
 import subprocess
+import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import mlflow
 import pytest
 from dagster._core.code_pointer import ModuleCodePointer
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
@@ -26,9 +28,17 @@ from deltalake import DeltaTable
 from assets_tests.databricks_emulator import DatabricksEmulator, faithful_mode_available
 from assets_tests.pipeline import SMALL_DATA
 from healthcare_assets.assets.bronze import BRONZE_KEYS, QUARANTINE_KEY
+from healthcare_assets.assets.fraud import MODEL_KEYS
+from healthcare_assets.assets.governance import REGISTERED_FRAUD_MODEL_KEY
 from healthcare_assets.assets.landing import SyntheticDataConfig
+from healthcare_assets.assets.promotion import MODEL_AUDIT_LOG_KEY, PROMOTION_CHECK
+from healthcare_assets.assets.risk import REGISTERED_RISK_MODEL_KEY
+from healthcare_assets.assets.serving import FRAUD_ENDPOINT_KEY, PROBE_CHECK, RISK_ENDPOINT_KEY
+from healthcare_assets.demo import DEMO_JOBS
 from healthcare_assets.domain.synthetic import write_landing_day
 from healthcare_assets.environments import PROFILES, RUNTIME
+from healthcare_assets.gate_status import RANGE_TAGS
+from healthcare_assets.resources.delta import PARTITION_COLUMN
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "dapi-emulator-token"  # fake credential for the emulator; pragma: allowlist secret
@@ -150,7 +160,7 @@ def test_a_dev_spark_asset_runs_as_a_databricks_job_and_its_events_come_back(wor
     # only the wheel: its dependencies never replace the runtime's packages (test_cluster_install.py)
     assert libraries == [DEV.wheel_uri]
     python_file = task["spark_python_task"]["python_file"]
-    assert python_file.startswith(f"{DEV.staging_prefix}/") and python_file.endswith("/databricks_step_main.py")
+    assert python_file.startswith(f"{DEV.staging_prefix}/") and python_file.endswith("/step_main.py")
     assert all(p.startswith(DEV.staging_prefix) for p in task["spark_python_task"]["parameters"])
     assert workspace.submitted("/api/2.0/dbfs/put") == workspace.submitted("/api/2.0/dbfs/create") == []
     assert submit["timeout_seconds"] == DEV.step_timeout_seconds
@@ -305,3 +315,128 @@ def test_the_champion_is_served_through_the_model_serving_api_with_champion_and_
     ]
     (updated,) = workspace.submitted("/api/2.0/serving-endpoints/fraud-detector-dev/config")
     assert [e["entity_version"] for e in updated["served_entities"]] == ["4"]  # promoted: one version serves
+
+
+# --- the whole dev graph, models included ---------------------------------------------------------------------
+# The jobs `make run` runs, in its order, each launched step a Databricks run whose cluster sees `/Volumes` while
+# this process does not: ingestion over GRAPH_START..GRAPH_DAY, then training, serving, scoring and monitoring
+# for GRAPH_DAY with the data and training settings the promotion scenarios pass every gate with on little data
+# (four days of history before the held-out day). A launched step runs against an ephemeral Dagster instance on
+# the cluster; it finds the model an earlier run trained and the gates promotion re-reads because the launcher
+# stages that history beside the step (`resources/step_main.py`). MLflow is one SQLite store outside the volumes
+# that the cluster processes and this one share (the emulated workspace has no MLflow service); its serving
+# endpoints answer from it.
+GRAPH_START, GRAPH_DAY = date(2026, 1, 1), date(2026, 1, 5)
+GRAPH_DATA = {"claims_per_day": 600, "fraud_rate": 0.1, "num_members": 1500, "num_providers": 60, "bad_record_rate": 0}
+GRAPH_TRAINING = {
+    "catboost": {"iterations": 30, "depth": 4, "holdout_days": 1},
+    "xgboost": {"iterations": 100, "depth": 3, "holdout_days": 1},
+}
+
+
+# Checks of these groups (models, serving, governance: the promotion gates, most of them in the model steps) and
+# the scored tables' flag-rate gates run; the other data-quality checks of the tables are one more cluster run
+# each, proven like the bronze tables above and by the local suite.
+GATED_GROUPS = ("fraud", "risk", "serving", "governance")
+LAUNCHED_GATES = ("flag_rate_in_band",)
+
+
+def _gates_and_model_checks(job: ReconstructableJob) -> set[dg.AssetCheckKey]:
+    """Every check of the models, the serving endpoints and governance, and the scored tables' flag-rate gates."""
+    layer = job.get_definition().asset_layer
+    return {
+        key
+        for key in layer.asset_graph.asset_check_keys
+        if key.asset_key in layer.selected_asset_keys
+        and (layer.asset_graph.get(key.asset_key).group_name in GATED_GROUPS or key.name.startswith(LAUNCHED_GATES))
+    }
+
+
+def _execution_config(job: ReconstructableJob) -> dict:
+    """One step at a time in this process where the job allows it (each step is a cluster process already)."""
+    executor = job.get_definition().executor_def
+    return {"execution": {"config": {"in_process": {}}}} if executor.name == "multi_or_in_process_executor" else {}
+
+
+@pytest.mark.slow
+def test_the_whole_dev_graph_runs_on_the_emulated_workspace_models_included(
+    workspace,
+    tmp_path,
+    monkeypatch,
+):
+    from healthcare_assets.settings import load_settings
+
+    store = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    (tmp_path / "mlflow").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", store)
+    workspace.model_registry_uri = store
+    ReconstructableJob.get_definition.cache_clear()
+    ReconstructableJob.get_repository_definition.cache_clear()
+    pointer = ModuleCodePointer("healthcare_assets.definitions", "load_definitions", working_directory=str(ROOT))
+    repository = ReconstructableRepository(pointer)
+    window = dict(zip(RANGE_TAGS, (GRAPH_START.isoformat(), GRAPH_DAY.isoformat()), strict=True))
+    day_only = dict(zip(RANGE_TAGS, (GRAPH_DAY.isoformat(), GRAPH_DAY.isoformat()), strict=True))
+    landing = workspace.volume_path(load_settings().landing_root)
+    for offset in range((GRAPH_DAY - GRAPH_START).days + 1):  # the payer's feeds for the window
+        write_landing_day(
+            SyntheticDataConfig(**GRAPH_DATA).to_domain(), GRAPH_START + timedelta(days=offset), str(landing)
+        )
+    training = {"ops": {MODEL_KEYS[t].to_python_identifier(): {"config": c} for t, c in GRAPH_TRAINING.items()}}
+    failures = {}
+    with dg.instance_for_test() as instance:
+        for name in DEMO_JOBS:
+            job = ReconstructableJob(repository, name)
+            assets = set(job.get_definition().asset_layer.selected_asset_keys)
+            job = job.get_subset(asset_selection=assets, asset_check_selection=_gates_and_model_checks(job))
+            partitioned = job.get_definition().partitions_def is not None
+            # a range, as `make run` runs them (a one-day range for training: its model gates then judge the
+            # unpartitioned models' latest materialisations rather than a partition they do not have)
+            tags = {} if not partitioned else window if name == "daily_pipeline" else day_only
+            run_config = {**_execution_config(job), **(training if name == "fraud_model_training" else {})}
+            started = time.monotonic()
+            result = dg.execute_job(job, instance, tags=tags, run_config=run_config)
+            print(f"{name}: {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - started:.0f} s")
+            if not result.success:
+                failures[name] = [
+                    e.message for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")
+                ]
+        assert failures == {}
+
+        # every step that touches the lakehouse ran on a cluster: this process never had the volumes
+        settings = load_settings()
+        lakehouse = workspace.volume_path(settings.lakehouse_root)
+        assert not Path(settings.lakehouse_root).exists()
+        claims = DeltaTable(str(lakehouse / "gold" / "claim_features")).to_pandas()
+        assert len(claims) > 0 and str(claims[PARTITION_COLUMN].max())[:10] == str(GRAPH_DAY)
+        for table in ("fraud_scores_catboost", "fraud_scores_xgboost", "member_risk_predictions"):
+            assert len(DeltaTable(str(lakehouse / "gold" / table)).to_pandas()) > 0, table
+
+        # the models were trained, registered and judged on the cluster; the decisions are in the audit log
+        client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+        registered = {m.name for m in client.search_registered_models()}
+        assert len(registered) >= 2, registered
+        audit = DeltaTable(str(lakehouse / "governance" / "model_audit_log")).to_pandas()
+        assert len(audit) >= 2 and set(audit["promoted"].astype(bool)) <= {True, False}
+        audit_event = instance.get_latest_materialization_event(MODEL_AUDIT_LOG_KEY)
+        assert audit_event is not None
+
+        # promotion on the cluster re-read every gate from the staged history and found each evaluated and passed
+        for key in (REGISTERED_FRAUD_MODEL_KEY, REGISTERED_RISK_MODEL_KEY):
+            event = instance.get_latest_materialization_event(key)
+            assert event is not None, key
+            metadata = event.asset_materialization.metadata
+            assert "gate_results" not in metadata, (key, metadata["gate_results"].value)  # listed on a refusal only
+            assert len(metadata["verified_gates"].value) >= 5, key
+            assert _latest_check_passed(instance, dg.AssetCheckKey(key, PROMOTION_CHECK)), key  # promoted
+        # the champions serve from the emulated Model Serving endpoints with the batch scores
+        for key in (FRAUD_ENDPOINT_KEY, RISK_ENDPOINT_KEY):
+            assert _latest_check_passed(instance, dg.AssetCheckKey(key, PROBE_CHECK)), key
+        assert set(workspace.endpoints) == {"fraud-detector-dev", "member-risk-dev"}
+        assert len(workspace.runs) >= 27  # one Databricks run per launched step
+
+
+def _latest_check_passed(instance: dg.DagsterInstance, key: dg.AssetCheckKey) -> bool:
+    execution = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
+    evaluation = execution.evaluation if execution is not None else None
+    return isinstance(evaluation, dg.AssetCheckEvaluation) and evaluation.passed

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from benchmarks.backtest import backtest_section
 from benchmarks.pipeline import INCREMENTAL_REPEATS
+from benchmarks.serving import serving_section
 
 SCALE_ORDER = ("tiny", "small", "medium", "large")
 INCREMENTAL_TARGET = 1.2
@@ -315,7 +316,8 @@ def render(results: Path) -> tuple[str, dict]:
         out += _parallel_training_section(parallel)
         out += ["## 6. Engines", "", *_engine_matrix_section(engine_matrix)]
         backtest, data["backtest"] = backtest_section(results, SCALE_ORDER)
-        return "\n".join([*out, *backtest]), data
+        serving, data["serving"] = serving_section(results)
+        return "\n".join([*out, *backtest, *serving]), data
     out += _machine_section(pipelines[scales[0]])
     out += ["### Scales", "", *_scale_table(pipelines), *(not_run if missing else [])]
 
@@ -539,4 +541,5 @@ def render(results: Path) -> tuple[str, dict]:
     out += _table(["scale", "bronze rows", "same result", "Sail", "pandas", "pandas / Sail"], rows)
     out += _engine_matrix_section(engine_matrix)
     backtest, data["backtest"] = backtest_section(results, SCALE_ORDER)
-    return "\n".join([*out, *backtest]), data
+    serving, data["serving"] = serving_section(results)
+    return "\n".join([*out, *backtest, *serving]), data

@@ -4,7 +4,7 @@
     python -m benchmarks.run --render-only      # re-render results.md/json from the section files
 
 Each section writes its own JSON into benchmarks/results/ (this runner's sections are per scale:
-`pipeline_<scale>.json`, `overhead_<scale>.json`, `sail_vs_pandas_<scale>.json`; other scripts add
+`pipeline_<scale>.json`, `overhead_<scale>.json`, `sail_vs_pandas_<scale>.json`, `serving_<scale>.json`; other scripts add
 `parallel_training.json`, `engines.json` and `backtest_<scale>.json`). The renderer collects whatever is there, so a
 section measured later or by another script plugs in, and an absent one reads "not yet measured".
 """
@@ -32,7 +32,7 @@ from benchmarks.scales import SCALES, Scale
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-SECTIONS = ("pipeline", "overhead", "engines", "training", "backtest")
+SECTIONS = ("pipeline", "overhead", "engines", "training", "backtest", "serving")
 PACKAGES = ("dagster", "pyspark", "pysail", "deltalake", "pandas", "pyarrow", "numpy", "catboost", "xgboost")
 
 
@@ -166,13 +166,20 @@ def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
         progress("backtest: fraud detectors walked forward over the lakehouse's days, retrained weekly")
         backtest = _section_script(
             "backtest",
-            ["--scale", scale.name, "--lakehouse", lakehouse],
+            ["--label", scale.name, "--lakehouse", lakehouse],
             RESULTS_DIR / f"backtest_{scale.name}.json",
             work,
             progress,
         )
         best = max(backtest["detectors"][m]["roc_auc"] for m in ("catboost", "xgboost"))
         progress(f"  best autoencoder forward ROC-AUC {best}, rules {backtest['detectors']['siu_rules']['roc_auc']}")
+
+    if "serving" in sections:
+        progress("serving: the champions behind the local scoring endpoint, latency and throughput")
+        args = ["--label", scale.name, "--lakehouse", lakehouse]
+        serving = _section_script("serving", args, RESULTS_DIR / f"serving_{scale.name}.json", work, progress)
+        for endpoint, measured in serving["endpoints"].items():
+            progress(f"  {endpoint}: p50 {measured['single_record']['p50_ms']} ms")
 
 
 def main() -> None:
@@ -184,8 +191,8 @@ def main() -> None:
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
-        help="comma-separated subset of pipeline,overhead,engines,training,backtest (without pipeline: reuse a kept "
-        "lakehouse), or incremental (a long daily-pipeline history, see --history-days)",
+        help="comma-separated subset of pipeline,overhead,engines,training,backtest,serving (without pipeline: "
+        "reuse a kept lakehouse), or incremental (a long daily-pipeline history, see --history-days)",
     )
     parser.add_argument("--history-days", type=int, help="days of history before the new days (default: the scale's)")
     args = parser.parse_args()

@@ -5,16 +5,19 @@ it with no traffic). Each asset deploys after its promotion asset and, in the sa
 latest day's records through the endpoint and requires exactly the scores batch scoring gives them.
 """
 
+from datetime import date
+
 import dagster as dg
 import numpy as np
 import pandas as pd
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from healthcare_assets.assets.fraud import CLAIM_FEATURES, feature_frame, load_fraud_model
 from healthcare_assets.assets.governance import FRAUD_MODEL_NAME, REGISTERED_FRAUD_MODEL_KEY
 from healthcare_assets.assets.risk import MEMBER_FEATURES_REF, MODEL_NAME, REGISTERED_RISK_MODEL_KEY
 from healthcare_assets.catalog import gate_metadata
-from healthcare_assets.resources.delta import PARTITION_COLUMN
+from healthcare_assets.resources.delta import PARTITION_COLUMN, DeltaStorage
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.resources.mlflow import CHALLENGER, CHAMPION, MlflowResource
 from healthcare_assets.resources.serving import ServedModel, ServingResource, endpoint_name
@@ -44,7 +47,7 @@ def _served_model(mlflow: MlflowResource, name: str) -> ServedModel | None:
     )
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
+def records(frame: pd.DataFrame) -> list[dict]:
     """JSON records of feature columns (numpy scalars and NaN made plain)."""
     return json_safe(frame).to_dict("records")
 
@@ -70,6 +73,28 @@ def probe_result(endpoint: str, batch: np.ndarray, served: np.ndarray, model: Se
             "tolerance": dg.MetadataValue.float(PROBE_TOLERANCE),
         },
     )
+
+
+def latest_claims(storage: DeltaStorage, features: list[str], limit: int) -> DataFrame:
+    """The latest day's first `limit` claims (by id) with their keys and the model's feature columns."""
+    claims = storage.read(CLAIM_FEATURES)
+    latest = claims.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
+    day = claims.where(F.col(PARTITION_COLUMN) == F.lit(latest)).orderBy("claim_id").limit(limit)
+    return feature_frame(day, [*scoring.KEY_COLUMNS, PARTITION_COLUMN], features).localCheckpoint()
+
+
+def latest_members(storage: DeltaStorage, limit: int) -> tuple[DataFrame, date]:
+    """The first `limit` members (by key) of the latest feature snapshot, and its date."""
+    members = storage.read(MEMBER_FEATURES_REF)
+    latest = members.agg(F.max("as_of_date")).collect()[0][0]
+    current = members.where(F.col("as_of_date") == F.lit(latest)).orderBy("member_key").limit(limit)
+    return current.localCheckpoint(), latest
+
+
+def member_inputs(members: DataFrame) -> pd.DataFrame:
+    """What the risk endpoint takes for each member: the model's inputs without the key, in key order."""
+    inputs: pd.DataFrame = risk_transforms.model_inputs(members).orderBy("member_key").toPandas()
+    return inputs.drop(columns=["member_key"])
 
 
 def _endpoint_metadata(endpoint: str, url: str, model: ServedModel) -> dict:
@@ -131,16 +156,12 @@ def fraud_detector_endpoint(
     yield dg.MaterializeResult(metadata=_endpoint_metadata(endpoint, url, model))
 
     autoencoder = load_fraud_model(model.champion_uri)
-    storage = lakehouse.storage()
-    claims = storage.read(CLAIM_FEATURES)
-    latest = claims.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
-    day = claims.where(F.col(PARTITION_COLUMN) == F.lit(latest)).orderBy("claim_id").limit(PROBE_RECORDS)
-    sample = feature_frame(day, [*scoring.KEY_COLUMNS, PARTITION_COLUMN], autoencoder.features).localCheckpoint()
+    sample = latest_claims(lakehouse.storage(), autoencoder.features, PROBE_RECORDS)
     batch: pd.DataFrame = (
         scoring.fraud_scores(sample, autoencoder, model.champion_version).orderBy("claim_id").toPandas()
     )
     probed: pd.DataFrame = sample.orderBy("claim_id").toPandas()
-    served = pd.DataFrame(serving.query(endpoint, _records(probed[autoencoder.features])))
+    served = pd.DataFrame(serving.query(endpoint, records(probed[autoencoder.features])))
     yield probe_result(endpoint, batch["fraud_score"].to_numpy(float), served["fraud_score"].to_numpy(float), model)
 
 
@@ -168,14 +189,9 @@ def member_risk_endpoint(
     context.log.info(f"{endpoint} serves {model.registered_name} version {model.champion_version}")
     yield dg.MaterializeResult(metadata=_endpoint_metadata(endpoint, url, model))
 
-    members = lakehouse.storage().read(MEMBER_FEATURES_REF)
-    latest = members.agg(F.max("as_of_date")).collect()[0][0]
-    current = (
-        members.where(F.col("as_of_date") == F.lit(latest)).orderBy("member_key").limit(PROBE_RECORDS).localCheckpoint()
-    )
+    current, latest = latest_members(lakehouse.storage(), PROBE_RECORDS)
     models = mlflow_api.pyfunc.load_model(model.champion_uri).unwrap_python_model().models
     batch: pd.DataFrame = risk_transforms.score_members(current, models, [latest]).orderBy("member_key").toPandas()
-    inputs: pd.DataFrame = risk_transforms.model_inputs(current).orderBy("member_key").toPandas()
-    inputs = inputs.drop(columns=["member_key"])
-    served = pd.DataFrame(serving.query(endpoint, _records(inputs)))
+    inputs = member_inputs(current)
+    served = pd.DataFrame(serving.query(endpoint, records(inputs)))
     yield probe_result(endpoint, batch["risk_score"].to_numpy(float), served["risk_score"].to_numpy(float), model)

@@ -20,14 +20,21 @@ the launcher's config, the UI or the run's events.
 """
 
 import contextlib
+import gzip
 import io
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import dagster as dg
+from dagster._core.errors import raise_execution_interrupts
+from dagster._core.events.log import EventLogEntry
+from dagster._core.execution.context.system import StepExecutionContext
+from dagster._record import copy
+from dagster._serdes import serialize_value
 from dagster_databricks import databricks_pyspark_step_launcher
 from dagster_databricks.databricks import DatabricksClient
 from dagster_databricks.databricks_pyspark_step_launcher import DatabricksPySparkStepLauncher
@@ -36,6 +43,7 @@ from databricks.sdk.errors import NotFound
 
 import healthcare_assets
 from healthcare_assets.environments import HOST_VARIABLE, TOKEN_VARIABLE, EnvironmentProfile
+from healthcare_assets.resources import step_main
 from healthcare_assets.settings import Settings
 
 SPARK_STEP_LAUNCHER = "spark_step_launcher"
@@ -169,12 +177,66 @@ class VolumeFilesClient(DatabricksClient):
         return contents.read() if contents is not None else b""
 
 
+def instance_state(instance: dg.DagsterInstance, step_keys: set[dg.AssetKey], asset_graph) -> dict[str, list]:
+    """The history a launched step may read from the instance (what `step_main.store_history` stores).
+
+    The latest materialisation of every asset, the latest one of each partition
+    of the step's own assets and their ancestors (checks ask which days exist),
+    and the latest evaluation of every check: what model assets, promotion and
+    the gates read (model URIs, training metadata, gate results).
+    """
+    events = dg.DagsterEventType.ASSET_MATERIALIZATION
+    by_storage_id: dict[int, EventLogEntry] = {}
+    read_by_the_step = set(step_keys).union(*(asset_graph.get_ancestor_asset_keys(k) for k in step_keys))
+    for key in asset_graph.get_all_asset_keys():
+        latest = instance.fetch_materializations(key, limit=1).records
+        by_storage_id.update({r.storage_id: r.event_log_entry for r in latest})
+        if key in read_by_the_step and asset_graph.get(key).is_partitioned:
+            ids = list(instance.event_log_storage.get_latest_storage_id_by_partition(key, events).values())
+            if ids:
+                records = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=key, storage_ids=ids), limit=len(ids)
+                ).records
+                by_storage_id.update({r.storage_id: r.event_log_entry for r in records})
+    check_keys = list(asset_graph.asset_check_keys)
+    executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    ordered = sorted(by_storage_id)
+    return {
+        "storage_ids": ordered,
+        "materializations": [by_storage_id[storage_id] for storage_id in ordered],
+        "check_evaluations": [e.event for _, e in sorted(executions.items(), key=lambda kv: kv[1].id) if e.event],
+    }
+
+
+def _with_orchestrator_target(instance: dg.DagsterInstance, entry: EventLogEntry) -> EventLogEntry:
+    """A check evaluation from the cluster names the materialisation it judged by the cluster instance's storage
+    id; here it is the id the same materialisation got when it came back (same run and timestamp)."""
+    event = entry.dagster_event
+    evaluation = event.event_specific_data if event is not None else None
+    if (
+        event is None
+        or not isinstance(evaluation, dg.AssetCheckEvaluation)
+        or evaluation.target_materialization_data is None
+    ):
+        return entry
+    target = evaluation.target_materialization_data
+    records = instance.fetch_materializations(evaluation.asset_key, limit=100).records
+    match = next((r for r in records if r.run_id == target.run_id and r.timestamp == target.timestamp), None)
+    if match is None or match.storage_id == target.storage_id:
+        return entry
+    retargeted = copy(evaluation, target_materialization_data=copy(target, storage_id=match.storage_id))
+    return entry._replace(dagster_event=event._replace(event_specific_data=retargeted))
+
+
 class VolumeStepLauncher(DatabricksPySparkStepLauncher):
     """dagster-databricks' step launcher with its staging folder in a Unity Catalog volume.
 
     The orchestrator uploads and polls through the Files API; on the cluster the
     same `/Volumes/...` paths are local files, which is how the launcher's main
-    script reads the step and writes its events.
+    script reads the step and writes its events. The main script is
+    `step_main.py`, which gives the step's ephemeral instance the history
+    staged beside the step (`instance_state`), so a model asset finds
+    the model an earlier run trained as it does locally.
     """
 
     def __init__(self, **config: Any):
@@ -194,6 +256,59 @@ class VolumeStepLauncher(DatabricksPySparkStepLauncher):
 
     def _internal_dbfs_path(self, run_id: str, step_key: str, filename: str) -> str:
         return self._dbfs_path(run_id, step_key, filename)
+
+    def _main_file_local_path(self) -> str:
+        return step_main.__file__
+
+    def launch_step(self, step_context: StepExecutionContext) -> Iterator[dg.DagsterEvent]:
+        # read when the step starts, as an in-process step would read it
+        layer = step_context.job_def.asset_layer
+        assets = layer.get_assets_def_for_node(step_context.node_handle)
+        own = set(assets.keys) | {c.asset_key for c in assets.check_keys} if assets is not None else set()
+        # the whole code location's graph: a step may read assets and gates outside its job (drift gates)
+        load_repository = getattr(step_context.job, "get_repository_definition", None)
+        repository = load_repository() if load_repository is not None else None
+        graph = repository.asset_graph if repository is not None else layer.asset_graph
+        state = instance_state(step_context.instance, own, graph)
+        payload = gzip.compress(serialize_value(state).encode("utf-8"))
+        self.databricks_runner.client.put_file(
+            io.BytesIO(payload),
+            self._dbfs_path(step_context.run_id, step_context.step.key, step_main.INSTANCE_STATE_FILE_NAME),
+            overwrite=True,
+        )
+        yield from super().launch_step(step_context)
+
+    def step_events_iterator(
+        self, step_context: StepExecutionContext, step_key: str, databricks_run_id: int
+    ) -> Iterator[dg.DagsterEvent]:
+        """dagster-databricks' loop (poll, store each new event here, yield it), with check evaluations
+        pointed at this instance's storage ids."""
+        processed_events = 0
+        start_poll_time = time.time()
+        done = False
+        yield self.get_databricks_run_dagster_event(step_context, databricks_run_id)
+        while not done:
+            with raise_execution_interrupts():
+                time.sleep(self.databricks_runner.poll_interval_sec)
+                try:
+                    done = self.databricks_runner.client.poll_run_state(
+                        logger=step_context.log,
+                        start_poll_time=start_poll_time,
+                        databricks_run_id=databricks_run_id,
+                        max_wait_time_sec=self.databricks_runner.max_wait_time_sec,
+                        verbose_logs=self.verbose_logs,
+                    )
+                finally:
+                    all_events = self.get_step_events(
+                        step_context.run_id, step_key, step_context.previous_attempt_count
+                    )
+                    for entry in all_events[processed_events:]:
+                        entry = _with_orchestrator_target(step_context.instance, entry)
+                        step_context.instance.handle_new_event(entry)
+                        if entry.is_dagster_event:
+                            yield entry.get_dagster_event()
+                    processed_events = len(all_events)
+        step_context.log.info(f"Databricks run {databricks_run_id} completed.")
 
 
 @dg.resource(
