@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
@@ -19,7 +19,7 @@ from healthcare_assets.domain.landing import (
     LandingFileRejected,
     landing_file_problem,
     output_columns,
-    parse_landing_file,
+    parse_landing_table,
 )
 from healthcare_assets.domain.sources import Source
 from healthcare_assets.resources.delta import PARTITION_COLUMN
@@ -90,7 +90,8 @@ def parse_landing(spark: SparkSession, landing_root: str, source: Source, days: 
     """Every landing data line of the days as a row: source columns as strings + file, line, raw text, reason.
 
     Spark gets one row per file (its path) and the domain parser reads and parses each file whole inside
-    Spark, so the line numbers and raw text of bad rows are kept. The file is read by the parser rather
+    Spark as Arrow columns (`mapInArrow`: no per-row Python), so the line numbers and raw text of bad rows
+    are kept. The file is read by the parser rather
     than with Spark's `wholetext` reader: Sail splits a file of more than about a megabyte into several
     "whole" texts, whose second half would parse with a data line as its header. Workers read the same
     paths the driver lists (a local folder, or a Unity Catalog volume mounted on every node).
@@ -103,19 +104,20 @@ def parse_landing(spark: SparkSession, landing_root: str, source: Source, days: 
 
     columns = output_columns(source)
 
-    def parse(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def parse(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
+            files = batch.to_pydict()
             for path, file_name, ingest_day in zip(
-                batch["path"], batch[SOURCE_FILE], batch[PARTITION_COLUMN], strict=True
+                files["path"], files[SOURCE_FILE], files[PARTITION_COLUMN], strict=True
             ):
                 # bytes as stored (line endings untouched); check_landing_files has already proven them UTF-8
                 text = Path(path).read_bytes().decode("utf-8")
-                parsed = parse_landing_file(text, source, file_name, ingest_day)
-                if len(parsed):  # a header-only file has no rows (and no column types to convert)
-                    parsed[PARTITION_COLUMN] = ingest_day
-                    yield parsed[columns + [PARTITION_COLUMN]]
+                parsed = parse_landing_table(text, source, file_name, ingest_day)
+                if parsed.num_rows:
+                    day = pa.array([ingest_day] * parsed.num_rows, pa.date32())
+                    yield from parsed.select(columns).append_column(PARTITION_COLUMN, day).to_batches()
 
-    return files.mapInPandas(parse, _parsed_schema(source))
+    return files.mapInArrow(parse, _parsed_schema(source))
 
 
 def bronze_rows(parsed: DataFrame, source: Source) -> DataFrame:
