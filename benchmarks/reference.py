@@ -87,14 +87,23 @@ def _landing_lines(landing_root: str, source: Source, days: list[date]) -> tuple
     return table, header
 
 
+# Python's str.strip whitespace as an RE2 class; a field is trimmed only when it starts or ends with one
+# (DuckDB's trim with a character list is much slower than the test).
+_BLANK = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _WHITESPACE) + "]"
+
+
+def _trimmed(text: str) -> str:
+    edges = f"'^{_BLANK}+|{_BLANK}+$'"
+    return f"CASE WHEN regexp_matches({text}, '^{_BLANK}|{_BLANK}$') THEN regexp_replace({text}, {edges}, '', 'g') ELSE {text} END"
+
+
 def _field_sql(source: Source, header: list[str] | None) -> tuple[str, dict[str, str]]:
     """The malformed-line reason and each contract column's text (trimmed, empty as null) of a raw line."""
-    blanks = _quote(_WHITESPACE)
     if source.file_format == "csv":
         assert header is not None
         width = len(header)
         malformed = (
-            f"CASE WHEN trim(_raw_record, {blanks}) = '' THEN 'malformed: blank line' "
+            f"CASE WHEN regexp_full_match(_raw_record, '{_BLANK}*') THEN 'malformed: blank line' "
             "WHEN contains(_raw_record, '\"') THEN 'malformed: quoted field' "
             f"WHEN len(_f) <> {width} THEN 'malformed: expected {width} fields, found ' || len(_f) END"
         )
@@ -105,7 +114,7 @@ def _field_sql(source: Source, header: list[str] | None) -> tuple[str, dict[str,
             "WHEN json_type(_j) <> 'OBJECT' THEN 'malformed: a line is not a JSON object' END"
         )
         texts = {name: f"json_extract_string(_j, {_quote('$.' + name)})" for name in source.column_names}
-    return malformed, {name: f"nullif(trim({text}, {blanks}), '')" for name, text in texts.items()}
+    return malformed, {name: f"nullif({_trimmed(text)}, '')" for name, text in texts.items()}
 
 
 def _rules_sql(source: Source) -> str:
@@ -338,6 +347,14 @@ def claim_features(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+# The pipeline's steps doing each step's work, in its end-to-end backfill (benchmarks/pipeline.py).
+PIPELINE_STEPS = {
+    "bronze": ["bronze_ingestion"],
+    "silver": ["silver__medical_claims", "silver__member_eligibility", "silver__dim_members"],
+    "gold": ["gold__claim_features"],
+}
+RATIO_TARGET = 3.0  # each pipeline step within 3x of the reference's time for the same rows
+
 STEPS = {
     "bronze": ["bronze_" + name for name in SOURCES] + ["quarantine_" + name for name in SOURCES],
     "silver": ["silver_medical_claims", "silver_member_eligibility", "dim_members"],
@@ -362,6 +379,28 @@ def run(con: duckdb.DuckDBPyConnection, landing_root: str, days: list[date], key
         rows = {table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] for table in tables}
         steps[step] = {"seconds": round(seconds, 3), "rows": rows}
     return steps
+
+
+def side_by_side(pipeline_run: dict, reference_steps: dict) -> list[dict]:
+    """Per medallion step: the pipeline's step time (its end-to-end run) beside the reference's, and the ratio."""
+    timings = {step["step"]: step for step in pipeline_run["steps"]}
+    rows = []
+    for step, names in PIPELINE_STEPS.items():
+        measured = [timings[name] for name in names if name in timings]
+        seconds = sum(timing["seconds"] for timing in measured)
+        ours = reference_steps[step]
+        rows.append(
+            {
+                "step": step,
+                "pipeline_steps": names,
+                "pipeline_seconds": round(seconds, 3),
+                "pipeline_rows": sum(timing["rows"] or 0 for timing in measured),
+                "reference_seconds": ours["seconds"],
+                "reference_rows": sum(ours["rows"].values()),
+                "ratio": round(seconds / ours["seconds"], 2) if ours["seconds"] and measured else None,
+            }
+        )
+    return rows
 
 
 def main() -> None:

@@ -194,6 +194,63 @@ def _engine_matrix_section(engine_matrix: dict | None) -> list[str]:
     return out
 
 
+def _reference_section(results: Path, scales: list[str]) -> tuple[list[str], dict]:
+    """Section 2b: each medallion step of the pipeline beside the DuckDB reference doing the same rows."""
+    from benchmarks.reference import RATIO_TARGET  # noqa: PLC0415 (the section owns its target)
+
+    records = {s: _load(results / f"reference_{s}.json") for s in scales}
+    out = [
+        "## 2b. Side by side: the pipeline's steps and a single-node reference (DuckDB)",
+        "",
+        "`benchmarks/reference.py` does the same landing → bronze → silver → gold.claim_features work in DuckDB SQL "
+        "in one process, reading the same landing files of the end-to-end window and writing its tables as "
+        "Parquet (the pipeline writes Delta); `assets_tests/test_reference.py` requires its bronze, quarantine, "
+        "silver claims and claim features to equal the pipeline's row for row. Pipeline times are the step "
+        "durations of the end-to-end backfill (bronze: `bronze_ingestion`, all four feeds; silver: medical claims, "
+        "enrolment records and the member dimension; gold: `gold__claim_features`); rows are what each side wrote. "
+        f"Target: each step within {RATIO_TARGET:g}x of the reference.",
+        "",
+    ]
+    rows = []
+    for s in scales:
+        record = records[s]
+        if record is None:
+            rows.append([s, NOT_MEASURED, "", "", "", "", "", ""])
+            continue
+        for row in record["side_by_side"]:
+            ratio = row["ratio"]
+            rows.append(
+                [
+                    s,
+                    row["step"],
+                    _n(row["pipeline_rows"]),
+                    _s(row["pipeline_seconds"]),
+                    _n(row["reference_rows"]),
+                    _s(row["reference_seconds"]),
+                    ratio,
+                    _verdict(ratio, RATIO_TARGET),
+                ]
+            )
+    out += _table(
+        [
+            "scale",
+            "step",
+            "pipeline rows",
+            "pipeline",
+            "reference rows",
+            f"reference ({_engine(records)})",
+            "ratio",
+            "target",
+        ],
+        rows,
+    )
+    return out, records
+
+
+def _engine(records: dict) -> str:
+    return next((r["engine"] for r in records.values() if r), "DuckDB")
+
+
 def render(results: Path) -> tuple[str, dict]:
     scales = _scales(results)
     pipelines = {s: _load(results / f"pipeline_{s}.json") for s in scales}
@@ -333,6 +390,8 @@ def render(results: Path) -> tuple[str, dict]:
             else:
                 rows.append([s, layer, _n(t["rows"]), _s(t["seconds"]), f"{_n(t['rows_per_second'])} rows/s"])
     out += _table(["scale", "layer", "rows", "step time", "throughput"], rows)
+    reference, data["reference"] = _reference_section(results, scales)
+    out += reference
 
     # 3. incremental
     out += [

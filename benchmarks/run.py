@@ -4,7 +4,7 @@
     python -m benchmarks.run --render-only      # re-render results.md/json from the section files
 
 Each section writes its own JSON into benchmarks/results/ (this runner's sections are per scale:
-`pipeline_<scale>.json`, `overhead_<scale>.json`, `sail_vs_pandas_<scale>.json`; other scripts add
+`pipeline_<scale>.json`, `reference_<scale>.json`, `overhead_<scale>.json`, `sail_vs_pandas_<scale>.json`; other scripts add
 `parallel_training.json`, `engines.json` and `backtest_<scale>.json`). The renderer collects whatever is there, so a
 section measured later or by another script plugs in, and an absent one reads "not yet measured".
 """
@@ -27,11 +27,12 @@ from pathlib import Path
 from benchmarks import pipeline
 from benchmarks.backtest import BacktestConfig
 from benchmarks.measure import PYTHON, python_env, run_measured
+from benchmarks.reference import side_by_side
 from benchmarks.scales import SCALES, Scale
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-SECTIONS = ("pipeline", "overhead", "engines", "training", "backtest")
+SECTIONS = ("pipeline", "reference", "overhead", "engines", "training", "backtest")
 PACKAGES = ("dagster", "pyspark", "pysail", "deltalake", "pandas", "pyarrow", "numpy", "catboost", "xgboost")
 
 
@@ -113,6 +114,21 @@ def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
     lakehouse = record["lakehouse"]
     dagster_home = str(Path(lakehouse).parent / pipeline.DAGSTER_HOME)  # where the models were materialised
     last = scale.day(scale.history_days + 1)
+    if "reference" in sections:
+        progress(
+            f"reference: landing -> gold claim features in DuckDB over {scale.day(1)}...{scale.day(scale.history_days)}"
+        )
+        reference_file = RESULTS_DIR / f"reference_{scale.name}.json"
+        args = ["--landing-root", str(Path(lakehouse) / "landing"), "--start", str(scale.day(1))]
+        compared = _section_script(
+            "reference", [*args, "--end", str(scale.day(scale.history_days))], reference_file, work, progress
+        )
+        # beside the pipeline's steps of the backfill over the same landing files
+        compared["side_by_side"] = side_by_side(record["end_to_end"], compared["steps"])
+        compared["pipeline_measured_at"] = record.get("measured_at")
+        reference_file.write_text(json.dumps(compared, indent=2))
+        for row in compared["side_by_side"]:
+            progress(f"  {row['step']}: pipeline / reference = {row['ratio']}")
     if "overhead" in sections:
         progress(f"orchestration overhead: gold and scoring over {scale.day(1)}...{last}, Dagster vs direct calls")
         overhead = _section_script(
@@ -173,8 +189,8 @@ def main() -> None:
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
-        help="comma-separated subset of pipeline,overhead,engines,training,backtest (without pipeline: reuse a kept "
-        "lakehouse)",
+        help="comma-separated subset of pipeline,reference,overhead,engines,training,backtest (without pipeline: "
+        "reuse a kept lakehouse)",
     )
     args = parser.parse_args()
     progress = _progress(time.perf_counter())
