@@ -4,7 +4,9 @@ The benchmark compares the two side by side, so they must do the same work: the 
 lines, the same silver claims and the same claim features, row for row, on a generated window with bad lines.
 """
 
+import json
 import math
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -13,8 +15,10 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
+import benchmarks
 from assets_tests.pipeline import Pipeline
 from benchmarks import reference
+from benchmarks.report import render
 from healthcare_assets.settings import pseudonymisation_key
 
 START = date(2026, 1, 1)
@@ -99,3 +103,29 @@ def test_the_reference_silver_claims_equal_the_pipelines(both):
     expected = con.sql("SELECT * FROM silver_medical_claims").fetch_arrow_table()
     assert sorted(expected.column_names) == sorted(stored.column_names)
     _assert_same_rows(stored, expected, stored.column_names, ["claim_id"])
+
+
+def test_the_side_by_side_section_pairs_each_step_with_the_pipelines_steps_and_judges_the_ratio(tmp_path: Path):
+    shutil.copy(Path(benchmarks.__file__).parent / "results" / "pipeline_small.json", tmp_path)
+    pipeline_run = json.loads((tmp_path / "pipeline_small.json").read_text())["end_to_end"]
+    steps = {
+        "bronze": {"seconds": 2.0, "rows": {"bronze_medical_claims": 10, "quarantine_medical_claims": 1}},
+        "silver": {"seconds": 100.0, "rows": {"silver_medical_claims": 9}},
+        "gold": {"seconds": 0.5, "rows": {"gold_claim_features": 9}},
+    }
+    rows = {row["step"]: row for row in reference.side_by_side(pipeline_run, steps)}
+    durations = {step["step"]: step["seconds"] for step in pipeline_run["steps"]}
+    silver_seconds = sum(durations[name] for name in reference.PIPELINE_STEPS["silver"])
+    assert rows["silver"]["pipeline_seconds"] == round(silver_seconds, 3)
+    assert rows["bronze"]["ratio"] == round(durations["bronze_ingestion"] / 2.0, 2)
+    assert rows["bronze"]["reference_rows"] == 11
+
+    (tmp_path / "reference_small.json").write_text(
+        json.dumps({"engine": "duckdb 2.0.0", "steps": steps, "side_by_side": list(rows.values())})
+    )
+    markdown, data = render(tmp_path)
+    assert "## 2b. Side by side" in markdown and data["reference"]["small"]["steps"] == steps
+    section = markdown.split("## 2b. Side by side", 1)[1].split("\n## ", 1)[0]
+    bronze_line = next(line for line in section.splitlines() if line.startswith("| small | bronze |"))
+    assert f"| {rows['bronze']['ratio']} | **missed** (target ≤ 3.0) |" in bronze_line
+    assert "| small | silver |" in section and "**met** (≤ 3.0)" in section
