@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from assets_tests import landing_oracle
-from assets_tests.test_bad_input import CLAIM_CASES, DRIFTED_HEADER, RX_CASES, SPLIT_RECORD
+from assets_tests.test_bad_input import CLAIM_CASES, DRIFTED_HEADER, RX, RX_CASES, SPLIT_RECORD
 from assets_tests.test_landing_parser import GOOD, HEADER
 from assets_tests.test_landing_parser import RECEIVED as PARSER_RECEIVED
 from healthcare_assets.domain.landing import REASON, parse_landing_file
@@ -120,19 +120,9 @@ def test_edge_values_in_every_column_parse_identically():
         for value in EDGE_VALUES
     ]
     _assert_same("\n".join([HEADER, *claim_lines]) + "\n", MEDICAL_CLAIMS, PARSER_RECEIVED)
-    rx = {
-        "rx_claim_id": "RX1",
-        "member_id": "MCD1",
-        "fill_date": "2026-01-03",
-        "ndc_code": "12345-6789-01",
-        "drug_class": "statin",
-        "days_supply": 30,
-        "quantity": 30.0,
-        "rx_amount": 12.5,
-    }
     json_values = [*EDGE_VALUES, 0, -1, 365, 366, 1e300, 2.5, True, None, [1], {"a": 1}, 10**30]
-    rx_lines = [json.dumps({**rx, name: value}) for name in rx for value in json_values]
-    rx_lines += [json.dumps({k: v for k, v in rx.items() if k != name}) for name in rx]
+    rx_lines = [json.dumps({**RX, name: value}) for name in RX for value in json_values]
+    rx_lines += [json.dumps({k: v for k, v in RX.items() if k != name}) for name in RX]
     _assert_same("\n".join(rx_lines) + "\n", PHARMACY_CLAIMS, PARSER_RECEIVED)
 
 

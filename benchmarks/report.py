@@ -212,25 +212,23 @@ def _reference_section(results: Path, scales: list[str]) -> tuple[list[str], dic
         "",
     ]
     rows = []
-    for s in scales:
-        record = records[s]
+    for s, record in records.items():
         if record is None:
-            rows.append([s, NOT_MEASURED, "", "", "", "", "", ""])
+            rows.append([s, NOT_MEASURED, *[""] * 6])
             continue
-        for row in record["side_by_side"]:
-            ratio = row["ratio"]
-            rows.append(
-                [
-                    s,
-                    row["step"],
-                    _n(row["pipeline_rows"]),
-                    _s(row["pipeline_seconds"]),
-                    _n(row["reference_rows"]),
-                    _s(row["reference_seconds"]),
-                    ratio,
-                    _verdict(ratio, RATIO_TARGET),
-                ]
-            )
+        rows += [
+            [
+                s,
+                row["step"],
+                _n(row["pipeline_rows"]),
+                _s(row["pipeline_seconds"]),
+                _n(row["reference_rows"]),
+                _s(row["reference_seconds"]),
+                row["ratio"],
+                _verdict(row["ratio"], RATIO_TARGET),
+            ]
+            for row in record["side_by_side"]
+        ]
     out += _table(
         [
             "scale",
