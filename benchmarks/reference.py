@@ -28,6 +28,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from benchmarks.measure import PYTHON, run_measured
+from benchmarks.pipeline import Lakehouse
+from benchmarks.scales import Scale
 from healthcare_assets.domain.landing import _WHITESPACE, BYTE_ORDER_MARK
 from healthcare_assets.domain.privacy import hmac_pads
 from healthcare_assets.domain.sources import (
@@ -401,6 +404,45 @@ def side_by_side(pipeline_run: dict, reference_steps: dict) -> list[dict]:
             }
         )
     return rows
+
+
+# The pipeline's assets doing the same work, materialised on their own for the comparison (the whole graph's
+# backfill also trains models and runs governance gates that can stop it).
+MEDALLION_SELECTION = (
+    'group:landing or group:bronze or key:"silver/medical_claims" or key:"silver/member_eligibility" '
+    'or key:"silver/dim_members" or key:"gold/claim_features"'
+)
+
+
+def measure(scale: Scale, work: Path, progress) -> dict:
+    """The pipeline's medallion assets over the scale's window through the Dagster CLI on a fresh lakehouse, then
+    the reference in its own process on the same landing files; the section record with both and the ratios."""
+    lakehouse = Lakehouse(work / "reference")
+    start, end = scale.day(1), scale.day(scale.history_days)
+    progress(f"reference: the pipeline's medallion assets over {start}...{end}, then DuckDB on the same files")
+    pipeline_run = lakehouse.materialize(scale, start, end, "medallion", progress, MEDALLION_SELECTION)
+    out = work / f"reference_{scale.name}.json"
+    args = ["--landing-root", str(lakehouse.root / "lakehouse" / "landing"), "--start", str(start), "--end", str(end)]
+    process = run_measured(
+        [PYTHON, "-m", "benchmarks.reference", *args, "--out", str(out)], lakehouse.env, work / "reference.log"
+    )
+    if process.returncode != 0:
+        raise RuntimeError(f"benchmarks.reference failed (exit {process.returncode})\n{process.log_tail}")
+    record = json.loads(out.read_text())
+    record.update(
+        {
+            "scale": scale.name,
+            "window": f"{start}...{end}",
+            "peak_tree_rss_mib": round(process.peak_tree_rss_bytes / 2**20, 1),
+            "pipeline_run": {k: v for k, v in pipeline_run.items() if k != "steps"},
+            "side_by_side": side_by_side(pipeline_run, record["steps"]),
+        }
+    )
+    for row in record["side_by_side"]:
+        progress(
+            f"  {row['step']}: pipeline {row['pipeline_seconds']} s / reference {row['reference_seconds']} s = {row['ratio']}"
+        )
+    return record
 
 
 def main() -> None:

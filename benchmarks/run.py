@@ -24,10 +24,9 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import pipeline
+from benchmarks import pipeline, reference
 from benchmarks.backtest import BacktestConfig
 from benchmarks.measure import PYTHON, python_env, run_measured
-from benchmarks.reference import side_by_side
 from benchmarks.scales import SCALES, Scale
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -98,6 +97,11 @@ def _section_script(module: str, args: list[str], out: Path, work: Path, progres
 
 def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
     RESULTS_DIR.mkdir(exist_ok=True)
+    if "reference" in sections:
+        record = reference.measure(scale, work, progress)
+        (RESULTS_DIR / f"reference_{scale.name}.json").write_text(json.dumps(record, indent=2))
+        if sections == {"reference"}:
+            return
     pipeline_file = RESULTS_DIR / f"pipeline_{scale.name}.json"
     if "pipeline" in sections:
         host = machine()
@@ -114,21 +118,6 @@ def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
     lakehouse = record["lakehouse"]
     dagster_home = str(Path(lakehouse).parent / pipeline.DAGSTER_HOME)  # where the models were materialised
     last = scale.day(scale.history_days + 1)
-    if "reference" in sections:
-        progress(
-            f"reference: landing -> gold claim features in DuckDB over {scale.day(1)}...{scale.day(scale.history_days)}"
-        )
-        reference_file = RESULTS_DIR / f"reference_{scale.name}.json"
-        args = ["--landing-root", str(Path(lakehouse) / "landing"), "--start", str(scale.day(1))]
-        compared = _section_script(
-            "reference", [*args, "--end", str(scale.day(scale.history_days))], reference_file, work, progress
-        )
-        # beside the pipeline's steps of the backfill over the same landing files
-        compared["side_by_side"] = side_by_side(record["end_to_end"], compared["steps"])
-        compared["pipeline_measured_at"] = record.get("measured_at")
-        reference_file.write_text(json.dumps(compared, indent=2))
-        for row in compared["side_by_side"]:
-            progress(f"  {row['step']}: pipeline / reference = {row['ratio']}")
     if "overhead" in sections:
         progress(f"orchestration overhead: gold and scoring over {scale.day(1)}...{last}, Dagster vs direct calls")
         overhead = _section_script(
