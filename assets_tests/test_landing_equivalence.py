@@ -15,7 +15,7 @@ from assets_tests import landing_oracle
 from assets_tests.test_bad_input import CLAIM_CASES, DRIFTED_HEADER, RX, RX_CASES, SPLIT_RECORD
 from assets_tests.test_landing_parser import GOOD, HEADER
 from assets_tests.test_landing_parser import RECEIVED as PARSER_RECEIVED
-from healthcare_assets.domain.landing import REASON, parse_landing_file
+from healthcare_assets.domain.landing import REASON, parse_landing_file, parse_landing_files
 from healthcare_assets.domain.sources import MEDICAL_CLAIMS, PHARMACY_CLAIMS, SOURCES, Source
 from healthcare_assets.domain.synthetic import SyntheticConfig, generate_day, landing_file_path
 from healthcare_assets.resources.delta import PARTITION_COLUMN
@@ -151,3 +151,22 @@ def test_the_spark_parse_of_a_days_feeds_equals_the_oracle_rows(spark, tmp_path:
         assert (parsed[PARTITION_COLUMN] == data.day).all()
         parsed = parsed.drop(columns=[PARTITION_COLUMN]).sort_values("_line_number").reset_index(drop=True)
         assert _rows(parsed) == _rows(expected), name
+
+
+def test_files_parsed_together_give_each_files_own_rows_and_receipt_day():
+    """Several days' files (one with another header layout, one empty) in one call: every file's rows as parsed
+    alone, each with its own receipt day."""
+    days = [FIRST_DAY + timedelta(days=n) for n in range(3)]
+    texts = ["".join(f"{line}\n" for line in generate_day(CONFIG, day).lines["medical_claims"]) for day in days]
+    texts.append("\ufeff" + "\n".join([",".join(DRIFTED_HEADER), *[line for line, _ in CLAIM_CASES]]) + "\n")
+    texts.append("")
+    files = [(text, f"file{n}.csv", days[min(n, 2)]) for n, text in enumerate(texts)]
+    table, receipt = parse_landing_files(files, MEDICAL_CLAIMS)
+    frame = table.to_pandas()
+    frame["_day"] = receipt.to_pylist()
+    for text, name, day in files:
+        alone = landing_oracle.parse_landing_file(text, MEDICAL_CLAIMS, name, day)
+        mine = frame[frame["_source_file"] == name]
+        assert set(mine["_day"]) <= {day}
+        assert _rows(mine.drop(columns=["_day"])) == _rows(alone), name
+    assert len(frame) == sum(len(landing_oracle.parse_landing_file(t, MEDICAL_CLAIMS, n, d)) for t, n, d in files)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
@@ -150,14 +151,14 @@ def _by_line(parts: list[tuple[np.ndarray, pa.Array]], size: int, dtype: pa.Data
     return values.take(pa.array(order))
 
 
-def _csv_columns(lines: list[str], source: Source) -> tuple[dict[str, pa.Array], pa.Array]:
-    """Contract columns (strings, null where missing) and malformed reasons of the data lines of a CSV."""
-    header = _header(lines[0])
+def _csv_columns(header_line: str, lines: list[str], source: Source) -> tuple[dict[str, pa.Array], pa.Array]:
+    """Contract columns (strings, null where missing) and malformed reasons of CSV data lines under one header."""
+    header = _header(header_line)
     problem = header_problem(header, source)
     if problem is not None:
         raise ValueError(f"{source.name}: {problem}")  # ingestion checks files first: this is a second line of defence
     width = len(header)
-    data = pa.array(lines[1:], pa.large_string())
+    data = pa.array(lines, pa.large_string())
     size = len(data)
     blank = pc.equal(pc.utf8_trim(data, characters=_WHITESPACE), "").to_numpy(zero_copy_only=False)
     special = pc.match_substring_regex(data, _NOT_PLAIN).to_numpy(zero_copy_only=False)
@@ -176,7 +177,7 @@ def _csv_columns(lines: list[str], source: Source) -> tuple[dict[str, pa.Array],
     # the few lines a split cannot read: one at a time through the csv reader
     read, read_index, failed, failed_index = [], [], [], []
     for index in np.flatnonzero(~blank & special):
-        parsed, error = _csv_fields(lines[1 + index], width)
+        parsed, error = _csv_fields(lines[index], width)
         if parsed is None:
             failed.append(error)
             failed_index.append(index)
@@ -291,7 +292,7 @@ def _date(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     return value, pa.array(valid | pc.is_null(text).to_numpy(zero_copy_only=False))
 
 
-def _validate(columns: dict[str, pa.Array], source: Source, ingest_date: date, reasons: pa.Array) -> pa.Array:
+def _validate(columns: dict[str, pa.Array], source: Source, receipt: pa.Array, reasons: pa.Array) -> pa.Array:
     """Adds the first broken rule of every still-valid line, in a fixed order of rules."""
     rules = _Rules(reasons)
     for column in source.columns:
@@ -332,7 +333,6 @@ def _validate(columns: dict[str, pa.Array], source: Source, ingest_date: date, r
                 pc.and_(pc.is_valid(text), pc.invert(_matches(text, column.pattern))),
                 f"{UNKNOWN_CODE}: {column.name} does not match {column.pattern}",
             )
-    receipt = pa.scalar(ingest_date, pa.date32())
     for name in source.not_after_receipt:
         rules.add(pc.greater(parsed[name], receipt), f"{FUTURE_DATE}: {name} after the receipt date")
     for earlier, later in source.ordered_dates:
@@ -342,25 +342,50 @@ def _validate(columns: dict[str, pa.Array], source: Source, ingest_date: date, r
     return rules.reasons
 
 
+def parse_landing_files(files: Sequence[tuple[str, str, date]], source: Source) -> tuple[pa.Table, pa.Array]:
+    """`parse_landing_table` of several files (text, file name, receipt day) at once, the rules running once over
+    all their lines (per-call costs do not repeat per file): the rows of every file and each row's receipt day.
+    CSV files are parsed together with the files sharing their header line, in order of first appearance."""
+    groups: dict[str, list[tuple[list[str], str, date]]] = {}
+    for text, file_name, day in files:
+        lines = _split_lines(text.removeprefix(BYTE_ORDER_MARK))
+        if source.file_format == "csv":
+            if lines:  # an empty file has no header and no rows
+                groups.setdefault(lines[0], []).append((lines[1:], file_name, day))
+        else:
+            groups.setdefault("", []).append((lines, file_name, day))
+    first_data_line = 2 if source.file_format == "csv" else 1
+    tables, days = [], []
+    for header_line, members in groups.items():
+        lines = [line for data, _, _ in members for line in data]
+        sizes = [len(data) for data, _, _ in members]
+        receipt = pa.array(np.repeat(np.array([day for _, _, day in members], dtype="datetime64[D]"), sizes))
+        if source.file_format == "csv":
+            columns, reasons = _csv_columns(header_line, lines, source)
+        else:
+            columns, reasons = _jsonl_columns(lines, source)
+        reasons = _validate(columns, source, receipt, reasons)
+        output = {name: columns[name].cast(pa.string()) for name in source.column_names}
+        output[SOURCE_FILE] = pa.array(np.repeat(np.array([name for _, name, _ in members], dtype=object), sizes))
+        output[LINE_NUMBER] = pa.array(
+            np.concatenate([np.arange(first_data_line, first_data_line + n, dtype=np.int64) for n in sizes])
+        )
+        output[RAW_RECORD] = pa.array(lines, pa.string())
+        output[REASON] = reasons.cast(pa.string())
+        tables.append(pa.table(output).cast(_output_schema(source)))
+        days.append(receipt)
+    if not tables:
+        return _output_schema(source).empty_table(), pa.array([], pa.date32())
+    return pa.concat_tables(tables), pa.concat_arrays(days)
+
+
+def _output_schema(source: Source) -> pa.Schema:
+    return pa.schema([(name, pa.int64() if name == LINE_NUMBER else pa.string()) for name in output_columns(source)])
+
+
 def parse_landing_table(text: str, source: Source, file_name: str, ingest_date: date) -> pa.Table:
     """One output row per data line: the source columns as received (strings) plus file, line, raw text, reason."""
-    lines = _split_lines(text.removeprefix(BYTE_ORDER_MARK))
-    if source.file_format == "csv":
-        columns, reasons = _csv_columns(lines, source) if lines else ({}, pa.array([], pa.string()))
-        first_data_line = 2
-    else:
-        columns, reasons = _jsonl_columns(lines, source)
-        first_data_line = 1
-    size = len(reasons)
-    if not columns:
-        columns = {name: pa.nulls(0, pa.large_string()) for name in source.column_names}
-    reasons = _validate(columns, source, ingest_date, reasons)
-    output = {name: columns[name].cast(pa.string()) for name in source.column_names}
-    output[SOURCE_FILE] = pa.array([file_name] * size, pa.string())
-    output[LINE_NUMBER] = pa.array(np.arange(first_data_line, first_data_line + size, dtype=np.int64))
-    output[RAW_RECORD] = pa.array(lines[first_data_line - 1 :], pa.string())
-    output[REASON] = reasons.cast(pa.string())
-    return pa.table(output)
+    return parse_landing_files([(text, file_name, ingest_date)], source)[0]
 
 
 def parse_landing_file(text: str, source: Source, file_name: str, ingest_date: date) -> pd.DataFrame:

@@ -19,10 +19,13 @@ from healthcare_assets.domain.landing import (
     LandingFileRejected,
     landing_file_problem,
     output_columns,
-    parse_landing_table,
+    parse_landing_files,
 )
 from healthcare_assets.domain.sources import Source
 from healthcare_assets.resources.delta import PARTITION_COLUMN
+
+# Landing text parsed in one go inside a task: the rules' per-call costs are paid once for many small files.
+PARSE_CHUNK_BYTES = 64 * 2**20
 
 QUARANTINE_COLUMNS = ("source", PARTITION_COLUMN, SOURCE_FILE, LINE_NUMBER, RAW_RECORD, "reason", "_ingested_at")
 
@@ -104,18 +107,26 @@ def parse_landing(spark: SparkSession, landing_root: str, source: Source, days: 
 
     columns = output_columns(source)
 
+    def parsed(chunk: list[tuple[str, str, date]]) -> Iterator[pa.RecordBatch]:
+        table, days = parse_landing_files(chunk, source)
+        yield from table.select(columns).append_column(PARTITION_COLUMN, days).to_batches()
+
     def parse(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        # the files of a task are parsed together, up to PARSE_CHUNK_BYTES of text at a time
+        chunk: list[tuple[str, str, date]] = []
+        size = 0
         for batch in batches:
             files = batch.to_pydict()
-            for path, file_name, ingest_day in zip(
-                files["path"], files[SOURCE_FILE], files[PARTITION_COLUMN], strict=True
-            ):
+            for path, file_name, day in zip(files["path"], files[SOURCE_FILE], files[PARTITION_COLUMN], strict=True):
                 # bytes as stored (line endings untouched); check_landing_files has already proven them UTF-8
                 text = Path(path).read_bytes().decode("utf-8")
-                parsed = parse_landing_table(text, source, file_name, ingest_day)
-                if parsed.num_rows:
-                    day = pa.array([ingest_day] * parsed.num_rows, pa.date32())
-                    yield from parsed.select(columns).append_column(PARTITION_COLUMN, day).to_batches()
+                chunk.append((text, file_name, day))
+                size += len(text)
+                if size >= PARSE_CHUNK_BYTES:
+                    yield from parsed(chunk)
+                    chunk, size = [], 0
+        if chunk:
+            yield from parsed(chunk)
 
     return files.mapInArrow(parse, _parsed_schema(source))
 
