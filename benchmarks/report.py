@@ -280,6 +280,65 @@ def _long_history_section(results: Path, scales: list[str]) -> list[str]:
     return out
 
 
+def _reference_section(results: Path, scales: list[str]) -> tuple[list[str], dict]:
+    """Section 2b: each medallion step of the pipeline beside the DuckDB reference doing the same rows."""
+    from benchmarks.reference import RATIO_TARGET  # noqa: PLC0415 (the section owns its target)
+
+    measured = {p.stem.removeprefix("reference_") for p in results.glob("reference_*.json")}
+    order = [s for s in SCALE_ORDER if s in measured] + sorted(measured - set(SCALE_ORDER))
+    records = {s: _load(results / f"reference_{s}.json") for s in order or scales}
+    out = [
+        "## 2b. Side by side: the pipeline's steps and a single-node reference (DuckDB)",
+        "",
+        "`benchmarks/reference.py` does the same landing → bronze → silver → gold.claim_features work in DuckDB SQL "
+        "in one process, reading the same landing files and writing its tables as Parquet (the pipeline writes "
+        "Delta); `assets_tests/test_reference.py` requires its bronze, quarantine, silver claims and claim "
+        "features to equal the pipeline's row for row. The pipeline side is one single-run backfill of the scale's "
+        "window through the Dagster CLI of just those assets (landing, bronze, silver medical claims, enrolment "
+        "records and member dimension, gold claim features, with their checks) on a fresh lakehouse; its times are "
+        "the step durations (bronze: `bronze_ingestion`, all four feeds; silver: the three silver steps; gold: "
+        "`gold__claim_features`); rows are what each side wrote. "
+        f"Target: each step within {RATIO_TARGET:g}x of the reference.",
+        "",
+    ]
+    rows = []
+    for s, record in records.items():
+        if record is None:
+            rows.append([s, NOT_MEASURED, *[""] * 6])
+            continue
+        rows += [
+            [
+                s,
+                row["step"],
+                _n(row["pipeline_rows"]),
+                _s(row["pipeline_seconds"]),
+                _n(row["reference_rows"]),
+                _s(row["reference_seconds"]),
+                row["ratio"],
+                _verdict(row["ratio"], RATIO_TARGET),
+            ]
+            for row in record["side_by_side"]
+        ]
+    out += _table(
+        [
+            "scale",
+            "step",
+            "pipeline rows",
+            "pipeline",
+            "reference rows",
+            f"reference ({_engine(records)})",
+            "ratio",
+            "target",
+        ],
+        rows,
+    )
+    return out, records
+
+
+def _engine(records: dict) -> str:
+    return next((r["engine"] for r in records.values() if r), "DuckDB")
+
+
 def render(results: Path) -> tuple[str, dict]:
     scales = _scales(results)
     pipelines = {s: _load(results / f"pipeline_{s}.json") for s in scales}
@@ -423,6 +482,8 @@ def render(results: Path) -> tuple[str, dict]:
             else:
                 rows.append([s, layer, _n(t["rows"]), _s(t["seconds"]), f"{_n(t['rows_per_second'])} rows/s"])
     out += _table(["scale", "layer", "rows", "step time", "throughput"], rows)
+    reference, data["reference"] = _reference_section(results, scales)
+    out += reference
 
     # 3. incremental
     out += [

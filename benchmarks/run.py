@@ -4,7 +4,7 @@
     python -m benchmarks.run --render-only      # re-render results.md/json from the section files
 
 Each section writes its own JSON into benchmarks/results/ (this runner's sections are per scale:
-`pipeline_<scale>.json`, `overhead_<scale>.json`, `sail_vs_pandas_<scale>.json`, `serving_<scale>.json`; other scripts add
+`pipeline_<scale>.json`, `reference_<scale>.json`, `overhead_<scale>.json`, `sail_vs_pandas_<scale>.json`, `serving_<scale>.json`; other scripts add
 `parallel_training.json`, `engines.json` and `backtest_<scale>.json`). The renderer collects whatever is there, so a
 section measured later or by another script plugs in, and an absent one reads "not yet measured".
 """
@@ -25,14 +25,14 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import pipeline
+from benchmarks import pipeline, reference
 from benchmarks.backtest import BacktestConfig
 from benchmarks.measure import PYTHON, python_env, run_measured
 from benchmarks.scales import SCALES, Scale
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-SECTIONS = ("pipeline", "overhead", "engines", "training", "backtest", "serving")
+SECTIONS = ("pipeline", "reference", "overhead", "engines", "training", "backtest", "serving")
 PACKAGES = ("dagster", "pyspark", "pysail", "deltalake", "pandas", "pyarrow", "numpy", "catboost", "xgboost")
 
 
@@ -106,8 +106,12 @@ def measure(scale: Scale, work: Path, progress, sections: set[str]) -> None:
         record.update({"machine": host, "measured_at": started})
         (RESULTS_DIR / f"incremental_{scale.name}.json").write_text(json.dumps(record, indent=2))
         sections = sections - {"incremental"}
-        if not sections:
-            return
+    if "reference" in sections:
+        record = reference.measure(scale, work, progress)
+        (RESULTS_DIR / f"reference_{scale.name}.json").write_text(json.dumps(record, indent=2))
+        sections = sections - {"reference"}
+    if not sections:
+        return
     pipeline_file = RESULTS_DIR / f"pipeline_{scale.name}.json"
     if "pipeline" in sections:
         host = machine()
@@ -191,8 +195,8 @@ def main() -> None:
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
-        help="comma-separated subset of pipeline,overhead,engines,training,backtest,serving (without pipeline: "
-        "reuse a kept lakehouse), or incremental (a long daily-pipeline history, see --history-days)",
+        help="comma-separated subset of pipeline,reference,overhead,engines,training,backtest,serving (without "
+        "pipeline: reuse a kept lakehouse), or incremental (a long daily-pipeline history, see --history-days)",
     )
     parser.add_argument("--history-days", type=int, help="days of history before the new days (default: the scale's)")
     args = parser.parse_args()

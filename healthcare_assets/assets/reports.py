@@ -22,6 +22,7 @@ from healthcare_assets.assets.governance import GOVERNANCE_OWNERS, REGISTERED_FR
 from healthcare_assets.assets.promotion import AUDIT_SCHEMA, MODEL_AUDIT_LOG, MODEL_AUDIT_LOG_KEY
 from healthcare_assets.assets.risk import REGISTERED_RISK_MODEL_KEY
 from healthcare_assets.metadata import number_text
+from healthcare_assets.partitions import single_run_backfill
 from healthcare_assets.resources.delta import TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 
@@ -130,6 +131,8 @@ def gate_summary_asset(checks: Sequence[tuple[dg.AssetCheckKey, bool]]) -> dg.As
         kinds=SPARK_DELTA,
         owners=GOVERNANCE_OWNERS,
         metadata=catalog.schema_metadata(GATE_SUMMARY_SCHEMA),
+        # selected with the daily assets in a partition-range run of the CLI (the benchmark's backfill)
+        backfill_policy=single_run_backfill,
     )
     def gate_summary(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
         states = gate_status.latest_gate_states(context.instance, checks)

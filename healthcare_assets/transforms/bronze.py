@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
@@ -19,10 +19,13 @@ from healthcare_assets.domain.landing import (
     LandingFileRejected,
     landing_file_problem,
     output_columns,
-    parse_landing_file,
+    parse_landing_files,
 )
 from healthcare_assets.domain.sources import Source
 from healthcare_assets.resources.delta import PARTITION_COLUMN
+
+# Landing text parsed in one go inside a task: the rules' per-call costs are paid once for many small files.
+PARSE_CHUNK_BYTES = 64 * 2**20
 
 QUARANTINE_COLUMNS = ("source", PARTITION_COLUMN, SOURCE_FILE, LINE_NUMBER, RAW_RECORD, "reason", "_ingested_at")
 
@@ -90,7 +93,8 @@ def parse_landing(spark: SparkSession, landing_root: str, source: Source, days: 
     """Every landing data line of the days as a row: source columns as strings + file, line, raw text, reason.
 
     Spark gets one row per file (its path) and the domain parser reads and parses each file whole inside
-    Spark, so the line numbers and raw text of bad rows are kept. The file is read by the parser rather
+    Spark as Arrow columns (`mapInArrow`: no per-row Python), so the line numbers and raw text of bad rows
+    are kept. The file is read by the parser rather
     than with Spark's `wholetext` reader: Sail splits a file of more than about a megabyte into several
     "whole" texts, whose second half would parse with a data line as its header. Workers read the same
     paths the driver lists (a local folder, or a Unity Catalog volume mounted on every node).
@@ -103,19 +107,28 @@ def parse_landing(spark: SparkSession, landing_root: str, source: Source, days: 
 
     columns = output_columns(source)
 
-    def parse(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def parsed(chunk: list[tuple[str, str, date]]) -> Iterator[pa.RecordBatch]:
+        table, days = parse_landing_files(chunk, source)
+        yield from table.select(columns).append_column(PARTITION_COLUMN, days).to_batches()
+
+    def parse(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        # the files of a task are parsed together, up to PARSE_CHUNK_BYTES of text at a time
+        chunk: list[tuple[str, str, date]] = []
+        size = 0
         for batch in batches:
-            for path, file_name, ingest_day in zip(
-                batch["path"], batch[SOURCE_FILE], batch[PARTITION_COLUMN], strict=True
-            ):
+            files = batch.to_pydict()
+            for path, file_name, day in zip(files["path"], files[SOURCE_FILE], files[PARTITION_COLUMN], strict=True):
                 # bytes as stored (line endings untouched); check_landing_files has already proven them UTF-8
                 text = Path(path).read_bytes().decode("utf-8")
-                parsed = parse_landing_file(text, source, file_name, ingest_day)
-                if len(parsed):  # a header-only file has no rows (and no column types to convert)
-                    parsed[PARTITION_COLUMN] = ingest_day
-                    yield parsed[columns + [PARTITION_COLUMN]]
+                chunk.append((text, file_name, day))
+                size += len(text)
+                if size >= PARSE_CHUNK_BYTES:
+                    yield from parsed(chunk)
+                    chunk, size = [], 0
+        if chunk:
+            yield from parsed(chunk)
 
-    return files.mapInPandas(parse, _parsed_schema(source))
+    return files.mapInArrow(parse, _parsed_schema(source))
 
 
 def bronze_rows(parsed: DataFrame, source: Source) -> DataFrame:
