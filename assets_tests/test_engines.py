@@ -131,6 +131,8 @@ def test_both_engines_produce_the_same_rows(lakehouses):
             _canonical(path, mixed.settings.lakehouse_root),
             _canonical(other, single.settings.lakehouse_root),
             obj=str(path.relative_to(mixed.settings.lakehouse_root)),
+            check_exact=False,  # sums of logs differ in the last bit with the order the engines add them
+            rtol=1e-12,
         )
 
 

@@ -54,6 +54,7 @@ def both(tmp_path_factory):
         if key.path[0] in ("landing", "bronze")
         or key.path in (["silver", "medical_claims"], ["silver", "member_eligibility"], ["silver", "dim_members"])
         or key.path == ["gold", "claim_features"]
+        or (key.path[0] == "gold" and key.path[1].endswith("_daily"))  # the aggregates the features sum
     ]
     assert pipeline.run(START, END, selection=selection).success
     con = duckdb.connect()

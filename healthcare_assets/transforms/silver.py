@@ -181,19 +181,19 @@ def dim_members_changes(eligibility: DataFrame, stored: DataFrame, members: Data
 _CHANGED = """(t.attributes_hash <> s.attributes_hash OR t.version <> s.version
                   OR NOT (t.effective_to <=> s.effective_to) OR t.is_current_record <> s.is_current_record)"""
 # Brings the stored dimension to the derived one (of every member), touching only rows that changed.
-DIM_MEMBERS_MERGE = f"""
-MERGE INTO {{target}} USING {{source}}
+_MATCH = """
+MERGE INTO {target} USING {source}
 ON t.member_key = s.member_key AND t.effective_from = s.effective_from
-WHEN MATCHED AND {_CHANGED} THEN UPDATE SET *
-WHEN NOT MATCHED THEN INSERT *
-WHEN NOT MATCHED BY SOURCE THEN DELETE
 """
+DIM_MEMBERS_MERGE = "".join(
+    (_MATCH, "WHEN MATCHED AND ", _CHANGED, " THEN UPDATE SET *\n", "WHEN NOT MATCHED THEN INSERT *\n")
+    + ("WHEN NOT MATCHED BY SOURCE THEN DELETE\n",)
+)
 # Brings the stored versions of some members to dim_members_changes(...): other members' rows are not read.
-DIM_MEMBERS_TOUCHED_MERGE = f"""
-MERGE INTO {{target}} USING {{source}}
-ON t.member_key = s.member_key AND t.effective_from = s.effective_from
-WHEN MATCHED AND s._delete THEN DELETE
-WHEN MATCHED AND {_CHANGED} THEN UPDATE SET {", ".join(f"{c} = s.{c}" for c in DIM_MEMBERS_COLUMNS)}
-WHEN NOT MATCHED AND NOT s._delete THEN INSERT ({", ".join(DIM_MEMBERS_COLUMNS)})
-  VALUES ({", ".join(f"s.{c}" for c in DIM_MEMBERS_COLUMNS)})
-"""
+_ASSIGNMENTS = ", ".join(f"{c} = s.{c}" for c in DIM_MEMBERS_COLUMNS)
+_COLUMNS = ", ".join(DIM_MEMBERS_COLUMNS)
+_VALUES = ", ".join(f"s.{c}" for c in DIM_MEMBERS_COLUMNS)
+DIM_MEMBERS_TOUCHED_MERGE = "".join(
+    (_MATCH, "WHEN MATCHED AND s._delete THEN DELETE\n", "WHEN MATCHED AND ", _CHANGED, " THEN UPDATE SET ")
+    + (_ASSIGNMENTS, "\nWHEN NOT MATCHED AND NOT s._delete THEN INSERT (", _COLUMNS, ")\n  VALUES (", _VALUES, ")\n")
+)
