@@ -44,8 +44,8 @@ class MlflowResource(dg.ConfigurableResource):
                 mlflow.set_tracking_uri(self.tracking_uri)
                 mlflow.tracking.MlflowClient(self.tracking_uri).search_experiments(max_results=1)
         mlflow.set_tracking_uri(self.tracking_uri)
-        if self.registry_uri:
-            mlflow.set_registry_uri(self.registry_uri)
+        # always set: MLflow keeps the registry URI process-wide, and one left by earlier code must not be used
+        mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
 
     def local_directory(self) -> Path | None:
         """The folder of a local SQLite store (artifacts are kept beside it), or None for a remote store."""
