@@ -54,7 +54,8 @@ def both(tmp_path_factory):
         if key.path[0] in ("landing", "bronze")
         or key.path in (["silver", "medical_claims"], ["silver", "member_eligibility"], ["silver", "dim_members"])
         or key.path == ["gold", "claim_features"]
-        or (key.path[0] == "gold" and key.path[1].endswith("_daily"))  # the aggregates the features sum
+        or key.path
+        in (["gold", "member_claims_daily"], ["gold", "procedure_prices_daily"], ["gold", "coding_pairs_daily"])
     ]
     assert pipeline.run(START, END, selection=selection).success
     con = duckdb.connect()

@@ -410,7 +410,8 @@ def side_by_side(pipeline_run: dict, reference_steps: dict) -> list[dict]:
 # backfill also trains models and runs governance gates that can stop it).
 MEDALLION_SELECTION = (
     'group:landing or group:bronze or key:"silver/medical_claims" or key:"silver/member_eligibility" '
-    'or key:"silver/dim_members" or key:"gold/claim_features"'
+    'or key:"silver/dim_members" or key:"gold/claim_features" or key:"gold/member_claims_daily" '
+    'or key:"gold/procedure_prices_daily" or key:"gold/coding_pairs_daily"'
 )
 
 
