@@ -62,6 +62,8 @@ def _tables(pipeline: Pipeline) -> list[Path]:
 def _canonical(path: Path, root: str) -> pd.DataFrame:
     frame = DeltaTable(str(path)).to_pandas()
     frame = frame.drop(columns=[c for c in frame.columns if c == "_ingested_at"])  # wall-clock time of the write
+    # sums of floats (e.g. of logs) differ in the last bit with the order the engines add them
+    frame = frame.apply(lambda column: column.round(9) if column.dtype.kind == "f" else column)
     # source file names are under each lakehouse's own landing root
     frame = frame[sorted(frame.columns)].astype(str).apply(lambda column: column.str.replace(root, "", regex=False))
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
@@ -131,8 +133,6 @@ def test_both_engines_produce_the_same_rows(lakehouses):
             _canonical(path, mixed.settings.lakehouse_root),
             _canonical(other, single.settings.lakehouse_root),
             obj=str(path.relative_to(mixed.settings.lakehouse_root)),
-            check_exact=False,  # sums of logs differ in the last bit with the order the engines add them
-            rtol=1e-12,
         )
 
 
