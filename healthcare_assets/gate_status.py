@@ -8,6 +8,7 @@ still going ("in progress"), or never run.
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import (
@@ -60,15 +61,25 @@ def _numbers(metadata: Mapping[str, dg.MetadataValue]) -> dict[str, float | int]
     return numbers
 
 
+def tagged_day_range(tags: Mapping[str, str]) -> tuple[date, date] | None:
+    """The first and last partition day a run targets, from its tags; None for a run without partitions."""
+    start, end = (tags.get(tag) for tag in RANGE_TAGS)
+    if start and end:
+        return date.fromisoformat(start), date.fromisoformat(end)
+    if PARTITION_TAG in tags:
+        day = date.fromisoformat(tags[PARTITION_TAG])
+        return day, day
+    return None
+
+
 def _run_days(run: dg.DagsterRun | None, partition: str | None) -> str | None:
     if partition is not None:
         return partition
-    if run is None:
+    days = tagged_day_range(run.tags) if run is not None else None
+    if days is None:
         return None
-    start, end = (run.tags.get(tag) for tag in RANGE_TAGS)
-    if start and end:
-        return start if start == end else f"{start}..{end}"
-    return run.tags.get(PARTITION_TAG)
+    start, end = days
+    return start.isoformat() if start == end else f"{start.isoformat()}..{end.isoformat()}"
 
 
 def _run_failure(instance: dg.DagsterInstance, run_id: str) -> str:

@@ -1,6 +1,6 @@
 """Silver: typed, deduplicated, pseudonymised tables and the SCD2 member dimension."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import dagster as dg
@@ -11,7 +11,7 @@ from healthcare_assets import catalog
 from healthcare_assets.assets.bronze import BRONZE_KEYS
 from healthcare_assets.assets.common import DATA_ENGINEERING, SPARK_DELTA, run_day_range, zorder_by
 from healthcare_assets.domain.sources import SOURCES
-from healthcare_assets.gate_status import PARTITION_TAG, RANGE_TAGS
+from healthcare_assets.gate_status import tagged_day_range
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
 from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
@@ -37,17 +37,6 @@ _ZORDER_BY = {
     "member_eligibility": ("member_key",),
     "immunizations": ("member_key", "administered_date"),
 }
-
-
-def _run_days_of(tags: Mapping[str, str]) -> tuple[date, date] | None:
-    """The partition days a run targets (from its tags), or None for a run without partitions."""
-    if PARTITION_TAG in tags:
-        day = date.fromisoformat(tags[PARTITION_TAG])
-        return day, day
-    if all(tag in tags for tag in RANGE_TAGS):
-        start, end = (date.fromisoformat(tags[tag]) for tag in RANGE_TAGS)
-        return start, end
-    return None
 
 
 def _first_deliveries(frame: DataFrame, lakehouse: LakehouseResource, name: str, start: date) -> DataFrame:
@@ -147,7 +136,7 @@ def dim_members(
     dimension step failed is caught up); otherwise, or when that day is not recorded, for every member."""
     storage = lakehouse.storage()
     ref = TableRef.from_path(DIM_MEMBERS_KEY.path)
-    days = _run_days_of(context.run.tags)
+    days = tagged_day_range(context.run.tags)
     merged = _merged_through(context) if storage.exists(ref) else None
     if days is None or merged is None:
         storage.merge(ref, silver.dim_members(eligibility), silver.DIM_MEMBERS_MERGE)

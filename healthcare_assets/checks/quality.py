@@ -31,7 +31,7 @@ from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
 from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.transforms import gold, quality
 from healthcare_assets.transforms.bronze import count_landing_lines, landed_days
-from healthcare_assets.transforms.silver import silver_key
+from healthcare_assets.transforms.silver import received_not_before, silver_key
 
 # A feed whose quarantined share of lines exceeds this warns (a broken upstream extract, not a few bad rows).
 MAX_QUARANTINE_SHARE = 0.05
@@ -72,7 +72,7 @@ TABLE_RULES = [
         SILVER_KEYS["medical_claims"],
         silver_key(SOURCES["medical_claims"]),
         partitioned=True,
-        received_not_before="service_start_date",
+        received_not_before=received_not_before(SOURCES["medical_claims"]),
         rules={
             **_amount_rules("claim_amount"),
             "paid_not_above_billed": "paid_amount IS NULL OR paid_amount <= claim_amount",
@@ -84,7 +84,7 @@ TABLE_RULES = [
         SILVER_KEYS["pharmacy_claims"],
         silver_key(SOURCES["pharmacy_claims"]),
         partitioned=True,
-        received_not_before="fill_date",
+        received_not_before=received_not_before(SOURCES["pharmacy_claims"]),
         rules={
             **_amount_rules("rx_amount"),
             "days_supply_positive": "days_supply > 0",
@@ -104,7 +104,7 @@ TABLE_RULES = [
         SILVER_KEYS["immunizations"],
         silver_key(SOURCES["immunizations"]),
         partitioned=True,
-        received_not_before="administered_date",
+        received_not_before=received_not_before(SOURCES["immunizations"]),
         rules={
             "administered_not_after_receipt": f"administered_date <= {PARTITION_COLUMN}",
         },
