@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from assets_tests.pipeline import Pipeline
+from healthcare_assets.assets.gold import MEMBER_WINDOW_KEYS, WINDOW_AS_OF, WINDOW_UPDATE
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, MERGED_THROUGH
 from healthcare_assets.domain.features import CHRONIC_CONDITIONS
 from healthcare_assets.resources.delta import PARTITION_COLUMN
@@ -156,14 +157,34 @@ def oracle_claim_features(claims: DataFrame, history: DataFrame, members: DataFr
     return gold.with_demographics(_oracle_context(_oracle_history(claims, history), history), members)
 
 
+def _oracle_immunization_history(immunizations: DataFrame, as_of: date) -> DataFrame:
+    given = immunizations.where(F.col("administered_date") <= F.lit(as_of))
+    return given.groupBy("member_key").agg(
+        F.count("immunization_id").alias("num_immunizations"),
+        F.max(F.when(F.col("vaccine_code") == "FLU", F.col("administered_date"))).alias("last_flu_vaccine_date"),
+        F.array_sort(F.collect_set("vaccine_code")).alias("vaccines_received"),
+    )
+
+
 def oracle_member_features(
-    members: DataFrame, claims: DataFrame, rx: DataFrame, immunizations: DataFrame, as_of: date
+    members: DataFrame,
+    claims: DataFrame,
+    rx: DataFrame,
+    immunizations: DataFrame,
+    as_of: date,
+    days: int = gold.CLAIM_HISTORY_DAYS,
 ) -> DataFrame:
-    start = F.date_sub(F.lit(as_of), gold.CLAIM_HISTORY_DAYS)
-    recent_claims = claims.where((F.col("service_start_date") > start) & (F.col("service_start_date") <= F.lit(as_of)))
-    recent_rx = rx.where((F.col("fill_date") > start) & (F.col("fill_date") <= F.lit(as_of)))
+    """Every record received by `as_of` whose service (fill) day is in the `days` up to it, summed directly."""
+    received = F.col(PARTITION_COLUMN) <= F.lit(as_of)
+    start = F.date_sub(F.lit(as_of), days)
+    recent_claims = claims.where(received & (F.col("service_start_date") > start))
+    recent_rx = rx.where(received & (F.col("fill_date") > start))
     return gold.with_utilisation(
-        members, _oracle_claim_utilisation(recent_claims), _oracle_pharmacy_utilisation(recent_rx), immunizations, as_of
+        members,
+        _oracle_claim_utilisation(recent_claims),
+        _oracle_pharmacy_utilisation(recent_rx),
+        _oracle_immunization_history(immunizations.where(received), as_of),
+        as_of,
     )
 
 
@@ -204,6 +225,65 @@ def test_window_features_from_daily_aggregates_equal_the_full_history_computatio
         # the dimension, merged for the members each run touched, equals a derivation from every record
         derived = silver.dim_members(read("silver", "member_eligibility"))
         assert sorted(members.collect()) == sorted(derived.collect())
+        update = pipeline.instance.get_latest_materialization_event(MEMBER_WINDOW_KEYS["totals"])
+        update = update.asset_materialization.metadata[WINDOW_UPDATE].value
+        assert update.startswith("rebuilt" if start == D1 else f"advanced from {start - timedelta(days=1)} to {end}")
+
+
+@pytest.fixture(scope="module")
+def five_days(tmp_path_factory):
+    pipeline = Pipeline(tmp_path_factory.mktemp("five_days"), synthetic=BUSY_DAYS)
+    assert pipeline.run(D1, D1 + timedelta(days=4), selection=pipeline.medallion_assets()).success
+    return pipeline
+
+
+def test_a_day_the_member_window_holds_rewritten_rebuilds_it(five_days, spark):
+    """After days 1-5, day 4 again: the stored window is rebuilt, and still exact."""
+    pipeline = five_days
+    read = lambda schema, table: spark.read.format("delta").load(pipeline.table(schema, table))  # noqa: E731
+    day4, day5 = D1 + timedelta(days=3), D1 + timedelta(days=4)
+    assert pipeline.run(day4, selection=pipeline.medallion_assets()).success
+    event = pipeline.instance.get_latest_materialization_event(MEMBER_WINDOW_KEYS["totals"])
+    assert event.asset_materialization.metadata[WINDOW_UPDATE].value.startswith("rebuilt from every record (")
+    assert event.asset_materialization.metadata[WINDOW_AS_OF].value == day5.isoformat()
+    members = read("silver", "dim_members")
+    expected = oracle_member_features(
+        members,
+        read("silver", "medical_claims"),
+        read("silver", "pharmacy_claims"),
+        read("silver", "immunizations"),
+        day5,
+    )
+    _assert_identical(read("gold", "member_features"), expected, "member_key")
+
+
+@pytest.mark.parametrize("steps", [(0, 1, 2, 3, 4), (0, 2, 4)])
+def test_the_member_window_advanced_day_by_day_equals_the_direct_sums(five_days, spark, steps):
+    """A two-day window, so that records leave it: advanced one day or two days at a time from the stored
+    daily aggregates, it gives the features summed directly from silver on every day."""
+    pipeline = five_days
+    read = lambda schema, table: spark.read.format("delta").load(pipeline.table(schema, table))  # noqa: E731
+    records = gold.WindowRecords(
+        read("gold", "member_claims_daily"), read("gold", "member_rx_daily"), read("silver", "immunizations")
+    )
+    claims, rx, shots = (read("silver", table) for table in ("medical_claims", "pharmacy_claims", "immunizations"))
+    members = read("silver", "dim_members")
+    window, previous, left_the_window = None, None, 0
+    for step in steps:
+        day = D1 + timedelta(days=step)
+        window = gold.advance_member_window(window, records, previous, day, days=2)
+        window = gold.MemberWindow(window.totals.localCheckpoint(), window.provider_visits.localCheckpoint())
+        expected = oracle_member_features(members, claims, rx, shots, day, days=2)
+        _assert_identical(gold.member_features_from_window(members, window, day, days=2), expected, "member_key")
+        if previous is not None:  # claims of the earlier window that this one no longer holds
+            left_the_window += claims.where(
+                (F.col(PARTITION_COLUMN) <= F.lit(previous))
+                & F.col("service_start_date").between(
+                    F.lit(previous - timedelta(days=1)), F.lit(day - timedelta(days=2))
+                )
+            ).count()
+        previous = day
+    assert left_the_window > 0
 
 
 def test_a_day_the_dimension_missed_is_merged_by_the_next_run(tmp_path, spark):

@@ -196,8 +196,8 @@ def test_member_features_flag_chronic_conditions_from_diagnoses_and_drugs(spark)
         "ingest_date date",
     )
     immunizations = spark.createDataFrame(
-        [("I1", "m2", "FLU", date(2025, 10, 1)), ("I2", "m2", "HPV", date(2025, 10, 1))],
-        "immunization_id string, member_key string, vaccine_code string, administered_date date",
+        [("I1", "m2", "FLU", date(2025, 10, 1), date(2025, 10, 2)), ("I2", "m2", "HPV", date(2025, 10, 1), D3)],
+        "immunization_id string, member_key string, vaccine_code string, administered_date date, ingest_date date",
     )
     rows = {r["member_key"]: r for r in gold.member_features(members, claims, rx, immunizations, D3).collect()}
     assert set(rows) == {"m1", "m2"}

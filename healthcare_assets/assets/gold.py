@@ -1,5 +1,7 @@
 """Gold: the feature tables the fraud and risk models train and score on."""
 
+from datetime import date
+
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -9,7 +11,8 @@ from healthcare_assets.assets.common import SPARK_DELTA, zorder_by
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, SILVER_KEYS
 from healthcare_assets.domain.features import CHRONIC_CONDITIONS
 from healthcare_assets.partitions import daily_partitions, single_run_backfill
-from healthcare_assets.resources.delta import PARTITION_COLUMN
+from healthcare_assets.resources.delta import PARTITION_COLUMN, TableRef
+from healthcare_assets.resources.lakehouse import LakehouseResource
 from healthcare_assets.transforms import gold
 
 CLAIM_FEATURES_KEY = dg.AssetKey(["gold", "claim_features"])
@@ -149,13 +152,111 @@ def claim_features(
     return features
 
 
+MEMBER_WINDOW_KEYS = {
+    "totals": dg.AssetKey(["gold", "member_window_totals"]),
+    "provider_visits": dg.AssetKey(["gold", "member_provider_visits"]),
+}
+_WINDOW_SOURCES = (CLAIM_AGGREGATE_KEYS["member_lines"], MEMBER_RX_DAILY_KEY, _SHOTS)
+# Metadata of a member-window materialisation: the day the stored window ends on, and how it was made.
+WINDOW_AS_OF = "window_as_of"
+WINDOW_UPDATE = "window_update"
+_WINDOW_DESCRIPTIONS = {
+    "totals": "Running state of member_features' 12-month window, one row per member: the window's claim and "
+    "pharmacy sums, the last day of each chronic-condition diagnosis and maintenance drug, immunization history.",
+    "provider_visits": "Running state of member_features' 12-month window: per member and rendering provider, "
+    "the last service day inside the window.",
+}
+
+
+def _stored_window_end(context: dg.AssetExecutionContext) -> tuple[date, float] | None:
+    """The day the stored member window ends on and when it was written (None: no window recorded)."""
+    event = context.instance.get_latest_materialization_event(MEMBER_WINDOW_KEYS["totals"])
+    entry = (
+        None
+        if event is None or event.asset_materialization is None
+        else event.asset_materialization.metadata.get(WINDOW_AS_OF)
+    )
+    return None if entry is None else (date.fromisoformat(str(entry.value)), event.timestamp)
+
+
+def _rewritten_days(instance: dg.DagsterInstance, through: date, since: float) -> list[str]:
+    """Days up to `through` of the window's sources materialised again after `since` (a re-delivery, a fix)."""
+    days = set()
+    for key in _WINDOW_SOURCES:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_timestamp=since), limit=10_000
+        )
+        days |= {
+            r.partition_key
+            for r in records.records
+            if r.partition_key and date.fromisoformat(r.partition_key) <= through
+        }
+    return sorted(days)
+
+
+@dg.multi_asset(
+    name="member_window",
+    specs=[
+        dg.AssetSpec(
+            key,
+            deps=_WINDOW_SOURCES,
+            description=_WINDOW_DESCRIPTIONS[name],
+            group_name="gold",
+            kinds=SPARK_DELTA,
+            owners=["team:data-engineering", "team:risk-ml"],
+        )
+        for name, key in MEMBER_WINDOW_KEYS.items()
+    ],
+    backfill_policy=single_run_backfill,
+)
+def member_window(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
+    """Advances the stored window by the days received since it was written: adds their records, subtracts the
+    records whose day left the window. Rebuilt from every record when there is no stored window, or a day it
+    already holds was materialised again since."""
+    storage = lakehouse.storage()
+    refs = {name: TableRef.from_path(key.path) for name, key in MEMBER_WINDOW_KEYS.items()}
+    records = gold.WindowRecords(*(storage.read(TableRef.from_path(key.path)) for key in _WINDOW_SOURCES))
+    as_of = records.claim_lines.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
+    if as_of is None:
+        raise dg.Failure("silver.medical_claims is empty: materialise at least one day of claims first")
+    stored = _stored_window_end(context) if all(storage.exists(ref) for ref in refs.values()) else None
+    rewritten = [] if stored is None else _rewritten_days(context.instance, stored[0], stored[1])
+    if stored is None or rewritten or as_of < stored[0]:
+        reason = (
+            "no stored window"
+            if stored is None
+            else f"{len(rewritten)} day(s) it holds rewritten"
+            if rewritten
+            else "claims days removed"
+        )
+        window = gold.advance_member_window(None, records, None, as_of)
+        update = f"rebuilt from every record ({reason})"
+    else:
+        previous = gold.MemberWindow(storage.read(refs["totals"]), storage.read(refs["provider_visits"]))
+        window = gold.advance_member_window(previous, records, stored[0], as_of)
+        update = f"advanced from {stored[0]} to {as_of}"
+    context.log.info(f"member window ending {as_of}: {update}")
+    # the new state is read from the tables it replaces: materialise it before overwriting them
+    frames = {"totals": window.totals.localCheckpoint(), "provider_visits": window.provider_visits.localCheckpoint()}
+    for name, frame in frames.items():
+        storage.overwrite(frame, refs[name])
+    for name, frame in frames.items():
+        yield dg.MaterializeResult(
+            asset_key=MEMBER_WINDOW_KEYS[name],
+            metadata={
+                **lakehouse.written_metadata(refs[name], frame, None, None),
+                WINDOW_AS_OF: dg.MetadataValue.text(as_of.isoformat()),
+                WINDOW_UPDATE: dg.MetadataValue.text(update),
+            },
+        )
+
+
 @dg.asset(
     key=MEMBER_FEATURES_KEY,
     ins={
         "members": dg.AssetIn(DIM_MEMBERS_KEY),
-        "claim_lines": dg.AssetIn(CLAIM_AGGREGATE_KEYS["member_lines"]),
-        "rx_fills": dg.AssetIn(MEMBER_RX_DAILY_KEY),
-        "immunizations": dg.AssetIn(SILVER_KEYS["immunizations"]),
+        "totals": dg.AssetIn(MEMBER_WINDOW_KEYS["totals"]),
+        "provider_visits": dg.AssetIn(MEMBER_WINDOW_KEYS["provider_visits"]),
     },
     description="One row per current member: demographics, BMI and smoking, 12-month utilisation and cost, "
     "chronic-condition flags, immunization history; as of the latest claim received.",
@@ -165,16 +266,12 @@ def claim_features(
     backfill_policy=single_run_backfill,
 )
 def member_features(
-    context: dg.AssetExecutionContext,
-    members: DataFrame,
-    claim_lines: DataFrame,
-    rx_fills: DataFrame,
-    immunizations: DataFrame,
+    context: dg.AssetExecutionContext, members: DataFrame, totals: DataFrame, provider_visits: DataFrame
 ) -> DataFrame:
-    as_of = claim_lines.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
+    as_of = totals.agg(F.max("as_of_date")).collect()[0][0]
     if as_of is None:
-        raise dg.Failure("silver.medical_claims is empty: materialise at least one day of claims first")
-    features = gold.member_features_from_aggregates(members, claim_lines, rx_fills, immunizations, as_of)
+        raise dg.Failure("gold.member_window_totals is empty: materialise the member window first")
+    features = gold.member_features_from_window(members, gold.MemberWindow(totals, provider_visits), as_of)
     lineage = catalog.column_lineage(features.columns, {DIM_MEMBERS_KEY: _DEMOGRAPHICS}, MEMBER_FEATURE_SOURCES)
     context.add_output_metadata(lineage)
     return features

@@ -390,35 +390,70 @@ def with_demographics(frame: DataFrame, members: DataFrame) -> DataFrame:
     )
 
 
-def _claim_utilisation(lines: DataFrame) -> DataFrame:
-    """Per member: the utilisation of the daily visit-line aggregates given."""
-    return lines.groupBy("member_key").agg(
-        F.sum("claims").alias("num_claims"),
-        F.sum("er_visits").alias("num_er_visits"),
-        F.sum("inpatient_stays").alias("num_inpatient_stays"),
-        F.sum("outpatient_visits").alias("num_outpatient_visits"),
-        F.sum("claim_amount_sum").cast(MONEY_SUM_TYPE).alias("total_claim_amount"),
-        F.sum("paid_amount_sum").cast(MONEY_SUM_TYPE).alias("total_paid_amount"),
-        F.countDistinct("provider_id").alias("num_distinct_providers"),
-        *[F.max(f"dx_{name}").alias(f"_dx_{name}") for name in CHRONIC_CONDITIONS],
+# member_features' 12-month window as running state, advanced by each run's days instead of re-summing the
+# window: per member the window's sums, the last service (fill) day of each chronic-condition diagnosis (drug),
+# since a condition holds while that day is inside the window, and the immunization history (no window); per
+# member and provider the last service day inside the window (distinct providers cannot be subtracted).
+_CLAIM_SUMS = {
+    "num_claims": "claims",
+    "num_er_visits": "er_visits",
+    "num_inpatient_stays": "inpatient_stays",
+    "num_outpatient_visits": "outpatient_visits",
+    "total_claim_amount": "claim_amount_sum",
+    "total_paid_amount": "paid_amount_sum",
+}
+_RX_SUMS = {"num_rx_fills": "fills", "total_rx_amount": "rx_amount_sum"}
+_DX_LAST = {f"last_dx_{name}": f"dx_{name}" for name in CHRONIC_CONDITIONS}
+_RX_LAST = {
+    f"last_rx_{name}": f"rx_{name}" for name, (_, drug_class) in CHRONIC_CONDITIONS.items() if drug_class is not None
+}
+_MONEY_SUMS = ("total_claim_amount", "total_paid_amount", "total_rx_amount")
+_WINDOW_SUMS = (*_CLAIM_SUMS, *_RX_SUMS, "num_immunizations")
+_WINDOW_LATEST = (*_DX_LAST, *_RX_LAST, "last_flu_vaccine_date")
+
+
+@dataclass(frozen=True)
+class WindowRecords:
+    """What the member window is built from: the daily aggregates and the immunizations, every received day."""
+
+    claim_lines: DataFrame  # member_claims_daily
+    rx_fills: DataFrame  # member_rx_daily
+    immunizations: DataFrame  # silver immunizations
+
+
+@dataclass(frozen=True)
+class MemberWindow:
+    """The running state of the window ending `as_of_date` (a column of `totals`)."""
+
+    totals: DataFrame  # gold.member_window_totals: one row per member with any record
+    provider_visits: DataFrame  # gold.member_provider_visits: member, provider, last service day in the window
+
+
+def _received(frame: DataFrame, after: date | None, through: date) -> DataFrame:
+    frame = frame.where(F.col(PARTITION_COLUMN) <= F.lit(through))
+    return frame if after is None else frame.where(F.col(PARTITION_COLUMN) > F.lit(after))
+
+
+def _between(day: str, after: Column, through: Column) -> Column:
+    return (F.col(day) > after) & (F.col(day) <= through)
+
+
+def _signed_changes(added: DataFrame, expired: DataFrame | None, sums: dict, latest: dict, day: str) -> DataFrame:
+    """Per member: the sums of the rows added to the window minus those of the rows that left it, and the last
+    day of each flag among the added rows."""
+    flag_days = [F.when(F.col(flag) == 1, F.col(day)).alias(name) for name, flag in latest.items()]
+    rows = added.select("member_key", *[F.col(source).alias(name) for name, source in sums.items()], *flag_days)
+    if expired is not None:
+        no_days = [F.lit(None).cast("date").alias(name) for name in latest]
+        rows = rows.unionByName(
+            expired.select("member_key", *[(-F.col(source)).alias(name) for name, source in sums.items()], *no_days)
+        )
+    return rows.groupBy("member_key").agg(
+        *[F.sum(name).alias(name) for name in sums], *[F.max(name).alias(name) for name in latest]
     )
 
 
-def _pharmacy_utilisation(fills: DataFrame) -> DataFrame:
-    """Per member: the fills of the daily pharmacy aggregates given."""
-    return fills.groupBy("member_key").agg(
-        F.sum("fills").alias("num_rx_fills"),
-        F.sum("rx_amount_sum").cast(MONEY_SUM_TYPE).alias("total_rx_amount"),
-        *[
-            F.max(f"rx_{name}").alias(f"_rx_{name}")
-            for name, (_, drug_class) in CHRONIC_CONDITIONS.items()
-            if drug_class is not None
-        ],
-    )
-
-
-def _immunization_history(immunizations: DataFrame, as_of: date) -> DataFrame:
-    given = immunizations.where(F.col("administered_date") <= F.lit(as_of))
+def _immunization_changes(given: DataFrame) -> DataFrame:
     return given.groupBy("member_key").agg(
         F.count("immunization_id").alias("num_immunizations"),
         F.max(F.when(F.col("vaccine_code") == "FLU", F.col("administered_date"))).alias("last_flu_vaccine_date"),
@@ -426,38 +461,113 @@ def _immunization_history(immunizations: DataFrame, as_of: date) -> DataFrame:
     )
 
 
+def _with_changes(totals: DataFrame | None, changes: DataFrame) -> DataFrame:
+    """The totals with the changes applied: sums added, latest days the later, vaccine sets united."""
+    if totals is not None:
+        renamed = changes.select("member_key", *[F.col(c).alias(f"_new_{c}") for c in changes.columns[1:]])
+        frame = totals.drop("as_of_date").join(renamed, "member_key", "full")
+        for name in _WINDOW_SUMS:
+            frame = frame.withColumn(
+                name, F.coalesce(F.col(name), F.lit(0)) + F.coalesce(F.col(f"_new_{name}"), F.lit(0))
+            )
+        for name in _WINDOW_LATEST:
+            frame = frame.withColumn(name, F.greatest(F.col(name), F.col(f"_new_{name}")))
+        frame = frame.withColumn(
+            "vaccines_received",
+            F.array_sort(
+                F.array_union(
+                    *[
+                        F.coalesce(c, F.array().cast("array<string>"))
+                        for c in ("vaccines_received", "_new_vaccines_received")
+                    ]
+                )
+            ),
+        )
+        changes = frame
+    sums = [
+        F.coalesce(F.col(name), F.lit(0)).cast(MONEY_SUM_TYPE if name in _MONEY_SUMS else "bigint").alias(name)
+        for name in _WINDOW_SUMS
+    ]
+    vaccines = F.coalesce("vaccines_received", F.array().cast("array<string>")).alias("vaccines_received")
+    return changes.select("member_key", *sums, *_WINDOW_LATEST, vaccines)
+
+
+def advance_member_window(
+    window: MemberWindow | None,
+    records: WindowRecords,
+    previous: date | None,
+    as_of: date,
+    days: int = CLAIM_HISTORY_DAYS,
+) -> MemberWindow:
+    """The member window ending `as_of` from the one ending `previous` (None: built from every record received
+    by `as_of`). Only the records received after `previous` are added and only those whose service (fill) day
+    left the window are subtracted; silver guarantees a record is received no earlier than that day, so a
+    day's records are all inside the window ending on it or older than it, and Delta's per-file statistics on
+    the day let the engine read only the files that can hold the days leaving."""
+    start, end = F.date_sub(F.lit(as_of), days), F.lit(as_of)
+    lines = _received(records.claim_lines, previous, as_of)
+    lines = lines.where(_between("service_start_date", start, end))
+    fills = _received(records.rx_fills, previous, as_of).where(_between("fill_date", start, end))
+    expired_lines = expired_fills = None
+    if window is not None:
+        if previous is None:
+            raise ValueError("advancing a member window needs the day it ends")
+        before = F.date_sub(F.lit(previous), days)
+        expired_lines = _received(records.claim_lines, None, previous).where(
+            _between("service_start_date", before, start)
+        )
+        expired_fills = _received(records.rx_fills, None, previous).where(_between("fill_date", before, start))
+    shots = _received(records.immunizations, previous, as_of).where(F.col("administered_date") <= end)
+    changes = (
+        _signed_changes(lines, expired_lines, _CLAIM_SUMS, _DX_LAST, "service_start_date")
+        .join(_signed_changes(fills, expired_fills, _RX_SUMS, _RX_LAST, "fill_date"), "member_key", "full")
+        .join(_immunization_changes(shots), "member_key", "full")
+    )
+    totals = _with_changes(None if window is None else window.totals, changes)
+    visits = lines.groupBy("member_key", "provider_id").agg(F.max("service_start_date").alias("last_service_date"))
+    if window is not None:
+        visits = (
+            window.provider_visits.unionByName(visits)
+            .groupBy("member_key", "provider_id")
+            .agg(F.max("last_service_date").alias("last_service_date"))
+        )
+    return MemberWindow(
+        totals.withColumn("as_of_date", F.lit(as_of).cast("date")),
+        visits.where(F.col("last_service_date") > start),
+    )
+
+
 def member_features(
     members: DataFrame, claims: DataFrame, rx: DataFrame, immunizations: DataFrame, as_of: date
 ) -> DataFrame:
-    """The member features from silver claims and pharmacy claims."""
-    return member_features_from_aggregates(
-        members, member_claims_daily(claims), member_rx_daily(rx), immunizations, as_of
-    )
+    """The member features from silver claims, pharmacy claims and immunizations received by `as_of`."""
+    records = WindowRecords(member_claims_daily(claims), member_rx_daily(rx), immunizations)
+    return member_features_from_window(members, advance_member_window(None, records, None, as_of), as_of)
 
 
-def member_features_from_aggregates(
-    members: DataFrame, claim_lines: DataFrame, rx_fills: DataFrame, immunizations: DataFrame, as_of: date
+def member_features_from_window(
+    members: DataFrame, window: MemberWindow, as_of: date, days: int = CLAIM_HISTORY_DAYS
 ) -> DataFrame:
     """One row per member (current version): demographics, risk factors, 12-month utilisation and cost,
-    chronic-condition flags from diagnoses and maintenance drugs, immunization history.
-
-    `claim_lines` and `rx_fills` are the daily aggregates (member_claims_daily, member_rx_daily).
-    """
-    start = F.date_sub(F.lit(as_of), CLAIM_HISTORY_DAYS)
-    # Silver guarantees a record is received no earlier than its service or fill date, so only the window's
-    # daily partitions can hold its claims: reading just those keeps the cost flat as history grows.
-    received = F.col(PARTITION_COLUMN) > start
-    recent_claims = claim_lines.where(
-        received & (F.col("service_start_date") > start) & (F.col("service_start_date") <= F.lit(as_of))
+    chronic-condition flags from diagnoses and maintenance drugs, immunization history."""
+    start = F.date_sub(F.lit(as_of), days)
+    totals = window.totals
+    in_window = lambda last: (F.col(last) > start).cast("int")  # noqa: E731
+    providers = window.provider_visits.groupBy("member_key").agg(F.count("*").alias("num_distinct_providers"))
+    claims_used = totals.select(
+        "member_key", *_CLAIM_SUMS, *[in_window(last).alias(f"_{flag}") for last, flag in _DX_LAST.items()]
+    ).join(providers, "member_key", "left")
+    rx_used = totals.select(
+        "member_key", *_RX_SUMS, *[in_window(last).alias(f"_{flag}") for last, flag in _RX_LAST.items()]
     )
-    recent_rx = rx_fills.where(received & (F.col("fill_date") > start) & (F.col("fill_date") <= F.lit(as_of)))
-    return with_utilisation(
-        members, _claim_utilisation(recent_claims), _pharmacy_utilisation(recent_rx), immunizations, as_of
+    shots = totals.where("num_immunizations > 0").select(
+        "member_key", "num_immunizations", "last_flu_vaccine_date", "vaccines_received"
     )
+    return with_utilisation(members, claims_used, rx_used, shots, as_of)
 
 
 def with_utilisation(
-    members: DataFrame, claims_used: DataFrame, rx_used: DataFrame, immunizations: DataFrame, as_of: date
+    members: DataFrame, claims_used: DataFrame, rx_used: DataFrame, immunization_history: DataFrame, as_of: date
 ) -> DataFrame:
     """The current members with their per-member claim and pharmacy utilisation of the window, immunizations and
     derived flags, in the table's column order."""
@@ -467,7 +577,7 @@ def with_utilisation(
     frame = (
         current.join(claims_used, "member_key", "left")
         .join(rx_used, "member_key", "left")
-        .join(_immunization_history(immunizations, as_of), "member_key", "left")
+        .join(immunization_history, "member_key", "left")
     )
     frame = frame.fillna(0, subset=list(MEMBER_UTILISATION_COUNTS)).fillna(0.0, subset=list(MEMBER_UTILISATION_AMOUNTS))
     for name, (_, drug_class) in CHRONIC_CONDITIONS.items():
