@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from assets_tests.pipeline import Pipeline
-from healthcare_assets.assets.gold import MEMBER_WINDOW_KEYS, WINDOW_AS_OF, WINDOW_UPDATE
+from healthcare_assets.assets.gold import MEMBER_WINDOW_KEY, WINDOW_AS_OF, WINDOW_UPDATE
 from healthcare_assets.assets.silver import DIM_MEMBERS_KEY, MERGED_THROUGH
 from healthcare_assets.domain.features import CHRONIC_CONDITIONS
 from healthcare_assets.resources.delta import PARTITION_COLUMN
@@ -225,7 +225,7 @@ def test_window_features_from_daily_aggregates_equal_the_full_history_computatio
         # the dimension, merged for the members each run touched, equals a derivation from every record
         derived = silver.dim_members(read("silver", "member_eligibility"))
         assert sorted(members.collect()) == sorted(derived.collect())
-        update = pipeline.instance.get_latest_materialization_event(MEMBER_WINDOW_KEYS["totals"])
+        update = pipeline.instance.get_latest_materialization_event(MEMBER_WINDOW_KEY)
         update = update.asset_materialization.metadata[WINDOW_UPDATE].value
         assert update.startswith("rebuilt" if start == D1 else f"advanced from {start - timedelta(days=1)} to {end}")
 
@@ -243,7 +243,7 @@ def test_a_day_the_member_window_holds_rewritten_rebuilds_it(five_days, spark):
     read = lambda schema, table: spark.read.format("delta").load(pipeline.table(schema, table))  # noqa: E731
     day4, day5 = D1 + timedelta(days=3), D1 + timedelta(days=4)
     assert pipeline.run(day4, selection=pipeline.medallion_assets()).success
-    event = pipeline.instance.get_latest_materialization_event(MEMBER_WINDOW_KEYS["totals"])
+    event = pipeline.instance.get_latest_materialization_event(MEMBER_WINDOW_KEY)
     assert event.asset_materialization.metadata[WINDOW_UPDATE].value.startswith("rebuilt from every record (")
     assert event.asset_materialization.metadata[WINDOW_AS_OF].value == day5.isoformat()
     members = read("silver", "dim_members")
@@ -272,7 +272,7 @@ def test_the_member_window_advanced_day_by_day_equals_the_direct_sums(five_days,
     for step in steps:
         day = D1 + timedelta(days=step)
         window = gold.advance_member_window(window, records, previous, day, days=2)
-        window = gold.MemberWindow(window.totals.localCheckpoint(), window.provider_visits.localCheckpoint())
+        window = window.localCheckpoint()
         expected = oracle_member_features(members, claims, rx, shots, day, days=2)
         _assert_identical(gold.member_features_from_window(members, window, day, days=2), expected, "member_key")
         if previous is not None:  # claims of the earlier window that this one no longer holds

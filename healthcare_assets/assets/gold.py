@@ -152,75 +152,55 @@ def claim_features(
     return features
 
 
-MEMBER_WINDOW_KEYS = {
-    "totals": dg.AssetKey(["gold", "member_window_totals"]),
-    "provider_visits": dg.AssetKey(["gold", "member_provider_visits"]),
-}
+MEMBER_WINDOW_KEY = dg.AssetKey(["gold", "member_window"])
 _WINDOW_SOURCES = (CLAIM_AGGREGATE_KEYS["member_lines"], MEMBER_RX_DAILY_KEY, _SHOTS)
 # Metadata of a member-window materialisation: the day the stored window ends on, and how it was made.
 WINDOW_AS_OF = "window_as_of"
 WINDOW_UPDATE = "window_update"
-_WINDOW_DESCRIPTIONS = {
-    "totals": "Running state of member_features' 12-month window, one row per member: the window's claim and "
-    "pharmacy sums, the last day of each chronic-condition diagnosis and maintenance drug, immunization history.",
-    "provider_visits": "Running state of member_features' 12-month window: per member and rendering provider, "
-    "the last service day inside the window.",
-}
 
 
 def _stored_window_end(context: dg.AssetExecutionContext) -> tuple[date, float] | None:
     """The day the stored member window ends on and when it was written (None: no window recorded)."""
-    event = context.instance.get_latest_materialization_event(MEMBER_WINDOW_KEYS["totals"])
-    entry = (
-        None
-        if event is None or event.asset_materialization is None
-        else event.asset_materialization.metadata.get(WINDOW_AS_OF)
-    )
+    event = context.instance.get_latest_materialization_event(MEMBER_WINDOW_KEY)
+    materialization = None if event is None else event.asset_materialization
+    entry = None if materialization is None else materialization.metadata.get(WINDOW_AS_OF)
     return None if entry is None else (date.fromisoformat(str(entry.value)), event.timestamp)
 
 
 def _rewritten_days(instance: dg.DagsterInstance, through: date, since: float) -> list[str]:
     """Days up to `through` of the window's sources materialised again after `since` (a re-delivery, a fix)."""
-    days = set()
+    days: set[str] = set()
     for key in _WINDOW_SOURCES:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, after_timestamp=since), limit=10_000
-        )
-        days |= {
-            r.partition_key
-            for r in records.records
-            if r.partition_key and date.fromisoformat(r.partition_key) <= through
-        }
+        after = dg.AssetRecordsFilter(asset_key=key, after_timestamp=since)
+        for record in instance.fetch_materializations(after, limit=10_000).records:
+            if record.partition_key and date.fromisoformat(record.partition_key) <= through:
+                days.add(record.partition_key)
     return sorted(days)
 
 
-@dg.multi_asset(
-    name="member_window",
-    specs=[
-        dg.AssetSpec(
-            key,
-            deps=_WINDOW_SOURCES,
-            description=_WINDOW_DESCRIPTIONS[name],
-            group_name="gold",
-            kinds=SPARK_DELTA,
-            owners=["team:data-engineering", "team:risk-ml"],
-        )
-        for name, key in MEMBER_WINDOW_KEYS.items()
-    ],
+@dg.asset(
+    key=MEMBER_WINDOW_KEY,
+    deps=_WINDOW_SOURCES,
+    description="Running state of member_features' 12-month window, one row per member: the window's claim and "
+    "pharmacy sums and distinct providers, the last day of each chronic-condition diagnosis and maintenance drug, "
+    "immunization history; advanced by the days received since it was written.",
+    group_name="gold",
+    kinds=SPARK_DELTA,
+    owners=["team:data-engineering", "team:risk-ml"],
     backfill_policy=single_run_backfill,
 )
-def member_window(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
+def member_window(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
     """Advances the stored window by the days received since it was written: adds their records, subtracts the
     records whose day left the window. Rebuilt from every record when there is no stored window, or a day it
     already holds was materialised again since."""
     storage = lakehouse.storage()
-    refs = {name: TableRef.from_path(key.path) for name, key in MEMBER_WINDOW_KEYS.items()}
+    ref = TableRef.from_path(MEMBER_WINDOW_KEY.path)
     records = gold.WindowRecords(*(storage.read(TableRef.from_path(key.path)) for key in _WINDOW_SOURCES))
     as_of = records.claim_lines.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
     if as_of is None:
         raise dg.Failure("silver.medical_claims is empty: materialise at least one day of claims first")
-    stored = _stored_window_end(context) if all(storage.exists(ref) for ref in refs.values()) else None
-    rewritten = [] if stored is None else _rewritten_days(context.instance, stored[0], stored[1])
+    stored = _stored_window_end(context) if storage.exists(ref) else None
+    rewritten = [] if stored is None else _rewritten_days(context.instance, *stored)
     if stored is None or rewritten or as_of < stored[0]:
         reason = (
             "no stored window"
@@ -232,32 +212,23 @@ def member_window(context: dg.AssetExecutionContext, lakehouse: LakehouseResourc
         window = gold.advance_member_window(None, records, None, as_of)
         update = f"rebuilt from every record ({reason})"
     else:
-        previous = gold.MemberWindow(storage.read(refs["totals"]), storage.read(refs["provider_visits"]))
-        window = gold.advance_member_window(previous, records, stored[0], as_of)
+        window = gold.advance_member_window(storage.read(ref), records, stored[0], as_of)
         update = f"advanced from {stored[0]} to {as_of}"
     context.log.info(f"member window ending {as_of}: {update}")
-    # the new state is read from the tables it replaces: materialise it before overwriting them
-    frames = {"totals": window.totals.localCheckpoint(), "provider_visits": window.provider_visits.localCheckpoint()}
-    for name, frame in frames.items():
-        storage.overwrite(frame, refs[name])
-    for name, frame in frames.items():
-        yield dg.MaterializeResult(
-            asset_key=MEMBER_WINDOW_KEYS[name],
-            metadata={
-                **lakehouse.written_metadata(refs[name], frame, None, None),
-                WINDOW_AS_OF: dg.MetadataValue.text(as_of.isoformat()),
-                WINDOW_UPDATE: dg.MetadataValue.text(update),
-            },
-        )
+    window = window.localCheckpoint()  # it is read from the table it replaces
+    storage.overwrite(window, ref)
+    return dg.MaterializeResult(
+        metadata={
+            **lakehouse.written_metadata(ref, window, None, None),
+            WINDOW_AS_OF: dg.MetadataValue.text(as_of.isoformat()),
+            WINDOW_UPDATE: dg.MetadataValue.text(update),
+        }
+    )
 
 
 @dg.asset(
     key=MEMBER_FEATURES_KEY,
-    ins={
-        "members": dg.AssetIn(DIM_MEMBERS_KEY),
-        "totals": dg.AssetIn(MEMBER_WINDOW_KEYS["totals"]),
-        "provider_visits": dg.AssetIn(MEMBER_WINDOW_KEYS["provider_visits"]),
-    },
+    ins={"members": dg.AssetIn(DIM_MEMBERS_KEY), "window": dg.AssetIn(MEMBER_WINDOW_KEY)},
     description="One row per current member: demographics, BMI and smoking, 12-month utilisation and cost, "
     "chronic-condition flags, immunization history; as of the latest claim received.",
     group_name="gold",
@@ -265,13 +236,11 @@ def member_window(context: dg.AssetExecutionContext, lakehouse: LakehouseResourc
     owners=["team:data-engineering", "team:risk-ml"],
     backfill_policy=single_run_backfill,
 )
-def member_features(
-    context: dg.AssetExecutionContext, members: DataFrame, totals: DataFrame, provider_visits: DataFrame
-) -> DataFrame:
-    as_of = totals.agg(F.max("as_of_date")).collect()[0][0]
+def member_features(context: dg.AssetExecutionContext, members: DataFrame, window: DataFrame) -> DataFrame:
+    as_of = window.agg(F.max("as_of_date")).collect()[0][0]
     if as_of is None:
-        raise dg.Failure("gold.member_window_totals is empty: materialise the member window first")
-    features = gold.member_features_from_window(members, gold.MemberWindow(totals, provider_visits), as_of)
+        raise dg.Failure("gold.member_window is empty: materialise it first")
+    features = gold.member_features_from_window(members, window, as_of)
     lineage = catalog.column_lineage(features.columns, {DIM_MEMBERS_KEY: _DEMOGRAPHICS}, MEMBER_FEATURE_SOURCES)
     context.add_output_metadata(lineage)
     return features

@@ -18,7 +18,7 @@ from healthcare_assets.assets.gold import (
     CLAIM_FEATURES_KEY,
     MEMBER_FEATURES_KEY,
     MEMBER_RX_DAILY_KEY,
-    MEMBER_WINDOW_KEYS,
+    MEMBER_WINDOW_KEY,
 )
 from healthcare_assets.assets.governance import FAIRNESS_MONITORING_KEY
 from healthcare_assets.assets.monitoring import DRIFT_SUMMARY_KEY, PSI_METRICS_KEY
@@ -134,12 +134,13 @@ TABLE_RULES = [
     TableRules(MEMBER_RX_DAILY_KEY, ("member_key", "fill_date", PARTITION_COLUMN), partitioned=True),
     # the running state of member_features' window
     TableRules(
-        MEMBER_WINDOW_KEYS["totals"],
+        MEMBER_WINDOW_KEY,
         ("member_key",),
         # a running sum below zero subtracted a record it never added
-        rules=_amount_rules("num_claims", "num_rx_fills", "num_immunizations", "total_claim_amount", "total_rx_amount"),
+        rules=_amount_rules(
+            "num_claims", "num_distinct_providers", "num_rx_fills", "num_immunizations", "total_claim_amount"
+        ),
     ),
-    TableRules(MEMBER_WINDOW_KEYS["provider_visits"], ("member_key", "provider_id")),
     TableRules(PSI_METRICS_KEY, (PARTITION_COLUMN, "feature"), partitioned=True),
     TableRules(
         FAIRNESS_MONITORING_KEY, (PARTITION_COLUMN, "model_type", "attribute", "protected_group"), partitioned=True

@@ -87,7 +87,7 @@ DERIVED_COLUMNS = {
     "total_cost": "Paid medical + pharmacy amount in the last 365 days (USD)",
     "last_flu_vaccine_date": "Most recent flu vaccine (null if none recorded)",
     "vaccines_received": "Vaccine codes recorded for the member, sorted",
-    # gold.member_window_totals and gold.member_provider_visits: the running state of member_features' window
+    # gold.member_window: the running state of member_features' window
     **{
         f"last_dx_{name}": f"Last service day of a claim with a {name.replace('_', ' ')} diagnosis (null: none)"
         for name in CHRONIC_CONDITIONS
@@ -97,7 +97,6 @@ DERIVED_COLUMNS = {
         for name, (_, drug_class) in CHRONIC_CONDITIONS.items()
         if drug_class is not None
     },
-    "last_service_date": "Last service day of the member's claims with the provider inside the 365-day window",
     # gold.claim_features: claim context the fraud autoencoder sees (from claims received up to that day)
     "identical_claims_before": "Earlier claims of the same member, provider, procedure and service date",
     "lines_same_visit": "Claim lines of the same member, provider and service date",

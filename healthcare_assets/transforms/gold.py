@@ -390,10 +390,10 @@ def with_demographics(frame: DataFrame, members: DataFrame) -> DataFrame:
     )
 
 
-# member_features' 12-month window as running state, advanced by each run's days instead of re-summing the
-# window: per member the window's sums, the last service (fill) day of each chronic-condition diagnosis (drug),
-# since a condition holds while that day is inside the window, and the immunization history (no window); per
-# member and provider the last service day inside the window (distinct providers cannot be subtracted).
+# member_features' 12-month window as running state (gold.member_window), advanced by each run's days instead of
+# re-summing the window: per member the window's sums and distinct providers, the last service (fill) day of each
+# chronic-condition diagnosis (maintenance drug), since a condition holds while that day is inside the window,
+# and the immunization history (no window).
 _CLAIM_SUMS = {
     "num_claims": "claims",
     "num_er_visits": "er_visits",
@@ -408,8 +408,9 @@ _RX_LAST = {
     f"last_rx_{name}": f"rx_{name}" for name, (_, drug_class) in CHRONIC_CONDITIONS.items() if drug_class is not None
 }
 _MONEY_SUMS = ("total_claim_amount", "total_paid_amount", "total_rx_amount")
-_WINDOW_SUMS = (*_CLAIM_SUMS, *_RX_SUMS, "num_immunizations")
+_WINDOW_SUMS = (*_CLAIM_SUMS, "num_distinct_providers", *_RX_SUMS, "num_immunizations")
 _WINDOW_LATEST = (*_DX_LAST, *_RX_LAST, "last_flu_vaccine_date")
+_PAIR = ["member_key", "provider_id"]
 
 
 @dataclass(frozen=True)
@@ -419,14 +420,6 @@ class WindowRecords:
     claim_lines: DataFrame  # member_claims_daily
     rx_fills: DataFrame  # member_rx_daily
     immunizations: DataFrame  # silver immunizations
-
-
-@dataclass(frozen=True)
-class MemberWindow:
-    """The running state of the window ending `as_of_date` (a column of `totals`)."""
-
-    totals: DataFrame  # gold.member_window_totals: one row per member with any record
-    provider_visits: DataFrame  # gold.member_provider_visits: member, provider, last service day in the window
 
 
 def _received(frame: DataFrame, after: date | None, through: date) -> DataFrame:
@@ -453,6 +446,31 @@ def _signed_changes(added: DataFrame, expired: DataFrame | None, sums: dict, lat
     )
 
 
+def _provider_changes(
+    claim_lines: DataFrame, added: DataFrame, expired: DataFrame | None, previous: date | None, as_of: date, days: int
+) -> DataFrame:
+    """Per member: providers that entered the window minus providers that left it. Only a pair of the added or
+    the leaving lines can do either, so only those pairs' lines in the two windows are read and regrouped."""
+    if expired is None:
+        return added.groupBy("member_key").agg(F.countDistinct("provider_id").alias("num_distinct_providers"))
+    assert previous is not None
+    before, start = F.date_sub(F.lit(previous), days), F.date_sub(F.lit(as_of), days)
+    candidates = added.select(*_PAIR).unionByName(expired.select(*_PAIR)).distinct()
+    lines = _received(claim_lines, None, as_of).where(
+        (F.col(PARTITION_COLUMN) > before) & (F.col("service_start_date") > before)
+    )
+    in_previous = (F.col(PARTITION_COLUMN) <= F.lit(previous)).cast("int")  # its service day is then in it too
+    in_new = (F.col("service_start_date") > start).cast("int")
+    pairs = (
+        lines.join(candidates, _PAIR, "left_semi")
+        .groupBy(*_PAIR)
+        .agg(F.max(in_new).alias("_in_new"), F.max(in_previous).alias("_in_previous"))
+    )
+    return pairs.groupBy("member_key").agg(
+        F.sum(F.col("_in_new") - F.col("_in_previous")).alias("num_distinct_providers")
+    )
+
+
 def _immunization_changes(given: DataFrame) -> DataFrame:
     return given.groupBy("member_key").agg(
         F.count("immunization_id").alias("num_immunizations"),
@@ -461,44 +479,34 @@ def _immunization_changes(given: DataFrame) -> DataFrame:
     )
 
 
-def _with_changes(totals: DataFrame | None, changes: DataFrame) -> DataFrame:
-    """The totals with the changes applied: sums added, latest days the later, vaccine sets united."""
-    if totals is not None:
+def _with_changes(window: DataFrame | None, changes: DataFrame) -> DataFrame:
+    """The window with the changes applied: sums added, latest days the later, vaccine sets united."""
+    no_vaccines = F.array().cast("array<string>")
+    if window is not None:
         renamed = changes.select("member_key", *[F.col(c).alias(f"_new_{c}") for c in changes.columns[1:]])
-        frame = totals.drop("as_of_date").join(renamed, "member_key", "full")
+        frame = window.drop("as_of_date").join(renamed, "member_key", "full")
         for name in _WINDOW_SUMS:
-            frame = frame.withColumn(
-                name, F.coalesce(F.col(name), F.lit(0)) + F.coalesce(F.col(f"_new_{name}"), F.lit(0))
-            )
+            added = F.coalesce(F.col(f"_new_{name}"), F.lit(0))
+            frame = frame.withColumn(name, F.coalesce(F.col(name), F.lit(0)) + added)
         for name in _WINDOW_LATEST:
             frame = frame.withColumn(name, F.greatest(F.col(name), F.col(f"_new_{name}")))
-        frame = frame.withColumn(
-            "vaccines_received",
-            F.array_sort(
-                F.array_union(
-                    *[
-                        F.coalesce(c, F.array().cast("array<string>"))
-                        for c in ("vaccines_received", "_new_vaccines_received")
-                    ]
-                )
-            ),
-        )
-        changes = frame
+        vaccines = [F.coalesce(c, no_vaccines) for c in ("vaccines_received", "_new_vaccines_received")]
+        changes = frame.withColumn("vaccines_received", F.array_sort(F.array_union(*vaccines)))
     sums = [
         F.coalesce(F.col(name), F.lit(0)).cast(MONEY_SUM_TYPE if name in _MONEY_SUMS else "bigint").alias(name)
         for name in _WINDOW_SUMS
     ]
-    vaccines = F.coalesce("vaccines_received", F.array().cast("array<string>")).alias("vaccines_received")
+    vaccines = F.coalesce("vaccines_received", no_vaccines).alias("vaccines_received")
     return changes.select("member_key", *sums, *_WINDOW_LATEST, vaccines)
 
 
 def advance_member_window(
-    window: MemberWindow | None,
+    window: DataFrame | None,
     records: WindowRecords,
     previous: date | None,
     as_of: date,
     days: int = CLAIM_HISTORY_DAYS,
-) -> MemberWindow:
+) -> DataFrame:
     """The member window ending `as_of` from the one ending `previous` (None: built from every record received
     by `as_of`). Only the records received after `previous` are added and only those whose service (fill) day
     left the window are subtracted; silver guarantees a record is received no earlier than that day, so a
@@ -520,21 +528,11 @@ def advance_member_window(
     shots = _received(records.immunizations, previous, as_of).where(F.col("administered_date") <= end)
     changes = (
         _signed_changes(lines, expired_lines, _CLAIM_SUMS, _DX_LAST, "service_start_date")
+        .join(_provider_changes(records.claim_lines, lines, expired_lines, previous, as_of, days), "member_key", "full")
         .join(_signed_changes(fills, expired_fills, _RX_SUMS, _RX_LAST, "fill_date"), "member_key", "full")
         .join(_immunization_changes(shots), "member_key", "full")
     )
-    totals = _with_changes(None if window is None else window.totals, changes)
-    visits = lines.groupBy("member_key", "provider_id").agg(F.max("service_start_date").alias("last_service_date"))
-    if window is not None:
-        visits = (
-            window.provider_visits.unionByName(visits)
-            .groupBy("member_key", "provider_id")
-            .agg(F.max("last_service_date").alias("last_service_date"))
-        )
-    return MemberWindow(
-        totals.withColumn("as_of_date", F.lit(as_of).cast("date")),
-        visits.where(F.col("last_service_date") > start),
-    )
+    return _with_changes(window, changes).withColumn("as_of_date", F.lit(as_of).cast("date"))
 
 
 def member_features(
@@ -546,21 +544,22 @@ def member_features(
 
 
 def member_features_from_window(
-    members: DataFrame, window: MemberWindow, as_of: date, days: int = CLAIM_HISTORY_DAYS
+    members: DataFrame, window: DataFrame, as_of: date, days: int = CLAIM_HISTORY_DAYS
 ) -> DataFrame:
     """One row per member (current version): demographics, risk factors, 12-month utilisation and cost,
     chronic-condition flags from diagnoses and maintenance drugs, immunization history."""
     start = F.date_sub(F.lit(as_of), days)
-    totals = window.totals
     in_window = lambda last: (F.col(last) > start).cast("int")  # noqa: E731
-    providers = window.provider_visits.groupBy("member_key").agg(F.count("*").alias("num_distinct_providers"))
-    claims_used = totals.select(
-        "member_key", *_CLAIM_SUMS, *[in_window(last).alias(f"_{flag}") for last, flag in _DX_LAST.items()]
-    ).join(providers, "member_key", "left")
-    rx_used = totals.select(
+    claims_used = window.select(
+        "member_key",
+        *_CLAIM_SUMS,
+        "num_distinct_providers",
+        *[in_window(last).alias(f"_{flag}") for last, flag in _DX_LAST.items()],
+    )
+    rx_used = window.select(
         "member_key", *_RX_SUMS, *[in_window(last).alias(f"_{flag}") for last, flag in _RX_LAST.items()]
     )
-    shots = totals.where("num_immunizations > 0").select(
+    shots = window.where("num_immunizations > 0").select(
         "member_key", "num_immunizations", "last_flu_vaccine_date", "vaccines_received"
     )
     return with_utilisation(members, claims_used, rx_used, shots, as_of)
