@@ -490,8 +490,8 @@ def _with_changes(window: DataFrame | None, changes: DataFrame) -> DataFrame:
             frame = frame.withColumn(name, F.coalesce(F.col(name), F.lit(0)) + added)
         for name in _WINDOW_LATEST:
             frame = frame.withColumn(name, F.greatest(F.col(name), F.col(f"_new_{name}")))
-        vaccines = [F.coalesce(c, no_vaccines) for c in ("vaccines_received", "_new_vaccines_received")]
-        changes = frame.withColumn("vaccines_received", F.array_sort(F.array_union(*vaccines)))
+        both = [F.coalesce(c, no_vaccines) for c in ("vaccines_received", "_new_vaccines_received")]
+        changes = frame.withColumn("vaccines_received", F.array_sort(F.array_union(*both)))
     sums = [
         F.coalesce(F.col(name), F.lit(0)).cast(MONEY_SUM_TYPE if name in _MONEY_SUMS else "bigint").alias(name)
         for name in _WINDOW_SUMS
