@@ -159,12 +159,12 @@ WINDOW_AS_OF = "window_as_of"
 WINDOW_UPDATE = "window_update"
 
 
-def _stored_window_end(context: dg.AssetExecutionContext) -> tuple[date, float] | None:
-    """The day the stored member window ends on and when it was written (None: no window recorded)."""
+def _stored_window_end(context: dg.AssetExecutionContext, stored: DataFrame) -> tuple[date, float] | None:
+    """The day the stored member window ends on (its own column: another instance or engine may have written it)
+    and when this instance last wrote it; None when either is unknown."""
     event = context.instance.get_latest_materialization_event(MEMBER_WINDOW_KEY)
-    materialization = None if event is None else event.asset_materialization
-    entry = None if materialization is None else materialization.metadata.get(WINDOW_AS_OF)
-    return None if entry is None else (date.fromisoformat(str(entry.value)), event.timestamp)
+    as_of = stored.agg(F.max("as_of_date")).collect()[0][0]
+    return None if event is None or as_of is None else (as_of, event.timestamp)
 
 
 def _rewritten_days(instance: dg.DagsterInstance, through: date, since: float) -> list[str]:
@@ -199,11 +199,11 @@ def member_window(context: dg.AssetExecutionContext, lakehouse: LakehouseResourc
     as_of = records.claim_lines.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
     if as_of is None:
         raise dg.Failure("silver.medical_claims is empty: materialise at least one day of claims first")
-    stored = _stored_window_end(context) if storage.exists(ref) else None
+    stored = _stored_window_end(context, storage.read(ref)) if storage.exists(ref) else None
     rewritten = [] if stored is None else _rewritten_days(context.instance, *stored)
     if stored is None or rewritten or as_of < stored[0]:
         reason = (
-            "no stored window"
+            "no stored window of this instance"
             if stored is None
             else f"{len(rewritten)} day(s) it holds rewritten"
             if rewritten
