@@ -178,6 +178,16 @@ def _rewritten_days(instance: dg.DagsterInstance, through: date, since: float) -
     return sorted(days)
 
 
+def _rebuild_reason(instance: dg.DagsterInstance, stored: tuple[date, float] | None, as_of: date) -> str | None:
+    """Why the stored window cannot be advanced to `as_of` (None: it can)."""
+    if stored is None:
+        return "no stored window of this instance"
+    rewritten = _rewritten_days(instance, *stored)
+    if rewritten:
+        return f"{len(rewritten)} day(s) it holds rewritten"
+    return "claims days removed" if as_of < stored[0] else None
+
+
 @dg.asset(
     key=MEMBER_WINDOW_KEY,
     deps=_WINDOW_SOURCES,
@@ -199,20 +209,14 @@ def member_window(context: dg.AssetExecutionContext, lakehouse: LakehouseResourc
     as_of = records.claim_lines.agg(F.max(PARTITION_COLUMN)).collect()[0][0]
     if as_of is None:
         raise dg.Failure("silver.medical_claims is empty: materialise at least one day of claims first")
-    stored = _stored_window_end(context, storage.read(ref)) if storage.exists(ref) else None
-    rewritten = [] if stored is None else _rewritten_days(context.instance, *stored)
-    if stored is None or rewritten or as_of < stored[0]:
-        reason = (
-            "no stored window of this instance"
-            if stored is None
-            else f"{len(rewritten)} day(s) it holds rewritten"
-            if rewritten
-            else "claims days removed"
-        )
+    stored_table = storage.read(ref) if storage.exists(ref) else None
+    stored = None if stored_table is None else _stored_window_end(context, stored_table)
+    reason = _rebuild_reason(context.instance, stored, as_of)
+    if stored_table is None or stored is None or reason is not None:
         window = gold.advance_member_window(None, records, None, as_of)
         update = f"rebuilt from every record ({reason})"
     else:
-        window = gold.advance_member_window(storage.read(ref), records, stored[0], as_of)
+        window = gold.advance_member_window(stored_table, records, stored[0], as_of)
         update = f"advanced from {stored[0]} to {as_of}"
     context.log.info(f"member window ending {as_of}: {update}")
     window = window.localCheckpoint()  # it is read from the table it replaces
