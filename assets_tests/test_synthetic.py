@@ -36,6 +36,7 @@ from healthcare_assets.domain.synthetic import (
     LAB_COMPONENTS,
     DayData,
     DayManifest,
+    MemberStateCache,
     SyntheticConfig,
     age_group,
     generate_day,
@@ -176,7 +177,9 @@ def ages_on(birth: pd.Series, on: pd.Series) -> np.ndarray:
 
 
 def all_files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The landing zone's files, without the generator's hidden member-state cache."""
+    files = (p for p in sorted(root.rglob("*")) if p.is_file() and MemberStateCache.FOLDER not in p.parts)
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 
 # --------------------------------------------------------------------------- determinism and files
@@ -224,6 +227,21 @@ def test_writes_are_atomic_and_follow_the_path_contract(tmp_path: Path) -> None:
     stored = json.loads((tmp_path / "_manifests" / "2026-01-05.json").read_text())
     assert stored == manifest.to_dict() == data.manifest.to_dict()
     assert DayManifest.from_dict(stored) == manifest
+    assert [p.name for p in MemberStateCache(tmp_path, SMALL).folder.iterdir()] == ["2026-01-05.parquet"]
+
+
+def test_a_day_resumed_from_the_saved_member_state_is_the_day_replayed_from_the_roster(tmp_path: Path) -> None:
+    cache = MemberStateCache(tmp_path, SMALL)
+    for offset in range(20):
+        generate_day(SMALL, ROSTER_DATE + timedelta(days=offset), cache)
+    later, earlier = ROSTER_DATE + timedelta(days=26), ROSTER_DATE + timedelta(days=5)
+    resumed = generate_day(SMALL, later, cache)  # from day 19's saved state: six days replayed
+    assert resumed.lines == generate_day(SMALL, later).lines
+    # an earlier day rewritten afterwards replays from the roster and leaves the newest state in place
+    assert generate_day(SMALL, earlier, cache).lines == generate_day(SMALL, earlier).lines
+    assert [p.name for p in cache.folder.iterdir()] == [f"{later}.parquet"]
+    # another config never reads this one's state
+    assert MemberStateCache(tmp_path, replace(SMALL, seed=7)).newest_before(later) is None
 
 
 def test_day_before_roster_date_is_rejected() -> None:

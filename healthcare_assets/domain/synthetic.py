@@ -14,6 +14,7 @@ records and exact duplicate lines, all counted in the day's manifest.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import tempfile
@@ -697,19 +698,63 @@ def _apply_changes(
     return changed
 
 
-def _members_on(config: SyntheticConfig, on: date) -> tuple[pd.DataFrame, np.ndarray]:
+def _members_on(
+    config: SyntheticConfig, on: date, saved: MemberStateCache | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The roster with mutable attributes as of `on` (that day's changes included) and who changed on `on`.
 
-    Replays every day's changes since the roster date: cheap (one small draw per day) and it keeps
-    each day a pure function of (config, day).
+    Replays every day's changes since the roster date, or since the newest earlier day in `saved`: each day
+    stays a pure function of (config, day), and a new day after a long history replays one day, not all.
     """
     roster = _roster(config)
     birth, enrol, term = (_day_array(roster[c]) for c in ("date_of_birth", "enrol_date", "term_date"))
-    state = {column: roster[column].to_numpy(copy=True) for column in _MUTABLE_COLUMNS}
+    resumed = saved.newest_before(on) if saved else None
+    start, state = resumed or (
+        config.roster_date,
+        {column: roster[column].to_numpy(copy=True) for column in _MUTABLE_COLUMNS},
+    )
     changed = np.empty(0, dtype=int)
-    for offset in range(1, (on - config.roster_date).days + 1):
-        changed = _apply_changes(config, config.roster_date + timedelta(days=offset), state, birth, enrol, term)
+    for offset in range(1, (on - start).days + 1):
+        changed = _apply_changes(config, start + timedelta(days=offset), state, birth, enrol, term)
+    if saved:
+        saved.save(on, state)
     return roster.assign(**state), changed
+
+
+class MemberStateCache:
+    """The members' mutable attributes after the newest day generated, kept in a hidden folder of the landing
+    zone per config (one file): a cache of the replay in `_members_on`, never a source of its own."""
+
+    FOLDER = ".synthetic_member_state"
+
+    def __init__(self, landing_root: str | Path, config: SyntheticConfig):
+        fingerprint = hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+        self.folder = Path(landing_root) / self.FOLDER / fingerprint
+
+    def _stored_day(self) -> tuple[date, Path] | None:
+        files = sorted(self.folder.glob("????-??-??.parquet")) if self.folder.is_dir() else []
+        return (date.fromisoformat(files[-1].stem), files[-1]) if files else None
+
+    def newest_before(self, on: date) -> tuple[date, dict[str, np.ndarray]] | None:
+        """The stored day and its state when it is before `on` (None otherwise: replay from the roster)."""
+        stored = self._stored_day()
+        if stored is None or stored[0] >= on:
+            return None
+        frame = pd.read_parquet(stored[1])
+        return stored[0], {c: frame[c].to_numpy(dtype=frame[c].dtype, copy=True) for c in _MUTABLE_COLUMNS}
+
+    def save(self, on: date, state: dict[str, np.ndarray]) -> None:
+        """Keeps `on`'s state when it is the newest day generated (it replaces the older file)."""
+        stored = self._stored_day()
+        if stored is not None and stored[0] >= on:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".state.", suffix=".tmp")
+        os.close(handle)
+        pd.DataFrame(state).to_parquet(temporary, index=False)
+        os.replace(temporary, self.folder / f"{on.isoformat()}.parquet")
+        if stored is not None:
+            stored[1].unlink(missing_ok=True)
 
 
 @functools.lru_cache(maxsize=8)
@@ -1217,11 +1262,11 @@ def _feed_lines(
 # --------------------------------------------------------------------------- public entry points
 
 
-def generate_day(config: SyntheticConfig, day: date) -> DayData:
-    """All feeds received on `day`, in memory, exactly as they will be written."""
+def generate_day(config: SyntheticConfig, day: date, saved: MemberStateCache | None = None) -> DayData:
+    """All feeds received on `day`, in memory, exactly as they will be written (`saved` only makes it faster)."""
     if day < config.roster_date:
         raise ValueError(f"{day} is before the roster date {config.roster_date}: no feeds exist for it")
-    members, changed = _members_on(config, day)
+    members, changed = _members_on(config, day, saved)
     context = _Day(config, day, members, changed)
     claims = _medical_claims(context)
     records = {
@@ -1272,8 +1317,8 @@ def _file_text(lines: list[str]) -> str:
 
 def write_landing_day(config: SyntheticConfig, day: date, landing_root: str | Path) -> DayManifest:
     """Writes the day's feeds, fraud labels and manifest under landing_root; rewriting gives identical bytes."""
-    data = generate_day(config, day)
     root = Path(landing_root)
+    data = generate_day(config, day, MemberStateCache(root, config))
     for name, path in data.manifest.files.items():
         _write_atomically(root / path, _file_text(data.lines[name]))
     _write_atomically(root / fraud_labels_file_path(day), _file_text(data.fraud_label_lines))
