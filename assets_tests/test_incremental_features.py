@@ -154,7 +154,7 @@ def _oracle_pharmacy_utilisation(rx: DataFrame) -> DataFrame:
 
 
 def oracle_claim_features(claims: DataFrame, history: DataFrame, members: DataFrame) -> DataFrame:
-    return gold.with_demographics(_oracle_context(_oracle_history(claims, history), history), members)
+    return gold.with_demographics(_oracle_context(_oracle_history(claims, history), history), members, None)
 
 
 def _oracle_immunization_history(immunizations: DataFrame, as_of: date) -> DataFrame:

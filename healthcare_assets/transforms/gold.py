@@ -30,8 +30,9 @@ SHORT_RATE_DAYS = 30  # the window of claim_rate_30d (claim_rate_90d uses the wh
 ASSUMED_BIRTH_MONTH = 7
 
 
-def _demographics_at_service(claims: DataFrame, members: DataFrame) -> DataFrame:
-    """Point-in-time join: the member version valid on the service date (the first version for earlier dates)."""
+def _demographics_at_service(claims: DataFrame, members: DataFrame, earliest_service: date | None) -> DataFrame:
+    """Point-in-time join: the member version valid on the service date (the first version for earlier dates).
+    A version that ended before `earliest_service` (the claims' earliest service day) can only be a first one."""
     versions = members.select(
         "member_key",
         "version",
@@ -42,6 +43,10 @@ def _demographics_at_service(claims: DataFrame, members: DataFrame) -> DataFrame
         "effective_from",
         "effective_to",
     )
+    if earliest_service is not None:
+        versions = versions.where(
+            (F.col("version") == 1) | F.col("effective_to").isNull() | (F.col("effective_to") >= earliest_service)
+        )
     joined = claims.join(versions, "member_key", "left")
     valid = (F.col("effective_from") <= F.col("service_start_date")) & (
         F.col("effective_to").isNull() | (F.col("service_start_date") <= F.col("effective_to"))
@@ -169,12 +174,34 @@ def _same_day_before(claims: DataFrame) -> DataFrame:
     )
 
 
-def _context_features(claims: DataFrame, aggregates: ClaimAggregates, same_day: DataFrame) -> DataFrame:
+def _window_sums(claims: DataFrame, daily: DataFrame, keys: list[str], sums: list[str]) -> DataFrame:
+    """Per day of the claims and value of `keys`: the `daily` aggregates summed over that day's feature window
+    (columns h_<sum>). Summed before the claims join them, a claim meets one row, not one per window day."""
+    days = claims.select(PARTITION_COLUMN).distinct()
+    return (
+        days.crossJoin(_history(daily, *keys))
+        .where(_in_window("h_ingest_date"))
+        .groupBy(PARTITION_COLUMN, *keys)
+        .agg(*[F.sum(f"h_{name}").alias(f"h_{name}") for name in sums])
+    )
+
+
+def _from_day(member_lines: DataFrame, earliest_service: date | None) -> DataFrame:
+    """The lines that can be of a visit on `earliest_service` or later: a visit's lines sit in partitions from its
+    service day on (the earlier files are not read)."""
+    if earliest_service is None:
+        return member_lines
+    return member_lines.where(F.col(PARTITION_COLUMN) >= F.lit(earliest_service))
+
+
+def _context_features(
+    claims: DataFrame, aggregates: ClaimAggregates, same_day: DataFrame, earliest_service: date | None
+) -> DataFrame:
     """Per claim: resubmissions, lines of the same visit, and how its price and coding compare with the
     claims received in its window up to its own day (so a day alone and a backfill give identical rows)."""
     visit = ["member_key", "provider_id", "service_start_date"]
     keys = claims.select("claim_id", PARTITION_COLUMN, *visit, "procedure_code", "diagnosis_code")
-    lines = _history(aggregates.member_lines, *visit)
+    lines = _history(_from_day(aggregates.member_lines, earliest_service), *visit)
     visits = (
         keys.join(lines, visit)
         .where(_in_window("h_ingest_date"))
@@ -199,24 +226,21 @@ def _context_features(claims: DataFrame, aggregates: ClaimAggregates, same_day: 
         .groupBy("claim_id")
         .agg(F.count("h_claim_id").alias("_identical_same_day"))
     )
-    typical = (
-        keys.join(
-            _history(aggregates.procedure_prices, "procedure_code"),
-            "procedure_code",
-        )
-        .where(_in_window("h_ingest_date"))
-        .groupBy("claim_id")
-        .agg(F.exp(F.sum("h_log_amount_sum") / F.sum("h_claims")).alias("_typical_amount"))
+    # the window's prices and codings summed once per claim day, then looked up per claim
+    prices = _window_sums(claims, aggregates.procedure_prices, ["procedure_code"], ["log_amount_sum", "claims"])
+    typical = keys.join(prices, [PARTITION_COLUMN, "procedure_code"]).select(
+        "claim_id", F.exp(F.col("h_log_amount_sum") / F.col("h_claims")).alias("_typical_amount")
     )
+    pairs = _window_sums(claims, aggregates.coding_pairs, ["diagnosis_code", "procedure_code"], ["claims"])
+    diagnoses = pairs.groupBy(PARTITION_COLUMN, "diagnosis_code").agg(F.sum("h_claims").alias("_diagnosis_claims"))
     coding = (
-        keys.join(_history(aggregates.coding_pairs, "diagnosis_code"), "diagnosis_code")
-        .where(_in_window("h_ingest_date"))
-        .groupBy("claim_id")
-        .agg(
-            (
-                F.sum(F.when(F.col("h_procedure_code") == F.col("procedure_code"), F.col("h_claims")).otherwise(0))
-                / F.sum("h_claims")
-            ).alias("procedure_share_for_diagnosis")
+        keys.join(diagnoses, [PARTITION_COLUMN, "diagnosis_code"])
+        .join(pairs, [PARTITION_COLUMN, "diagnosis_code", "procedure_code"], "left")
+        .select(
+            "claim_id",
+            (F.coalesce(F.col("h_claims"), F.lit(0)) / F.col("_diagnosis_claims")).alias(
+                "procedure_share_for_diagnosis"
+            ),
         )
     )
     identical = F.coalesce(F.col("_identical_earlier_days"), F.lit(0)) + F.coalesce(
@@ -359,14 +383,23 @@ def claim_features_from_aggregates(claims: DataFrame, aggregates: ClaimAggregate
     are pinned: the engines infer different ones for the same expressions.
     """
     same_day = _same_day_before(claims)
+    earliest_service = earliest_service_day(claims)
     frame = _history_features(claims, aggregates, same_day)
-    return with_demographics(_context_features(frame, aggregates, same_day), members)
+    return with_demographics(
+        _context_features(frame, aggregates, same_day, earliest_service), members, earliest_service
+    )
 
 
-def with_demographics(frame: DataFrame, members: DataFrame) -> DataFrame:
+def earliest_service_day(claims: DataFrame) -> date | None:
+    """The earliest service day of the claims (None: no claims). Bronze quarantines a line received before its
+    service day, so older partitions and member versions that ended before it cannot concern these claims."""
+    return claims.agg(F.min("service_start_date")).collect()[0][0]
+
+
+def with_demographics(frame: DataFrame, members: DataFrame, earliest_service: date | None) -> DataFrame:
     """The claims with their history and context features, completed with the member's demographics at service,
     durations and pinned types, in the table's column order."""
-    frame = _demographics_at_service(frame, members)
+    frame = _demographics_at_service(frame, members, earliest_service)
     frame = (
         frame.withColumn("patient_age", _patient_age(F.col("birth_year"), F.col("service_start_date")))
         .withColumn("patient_age_group", age_group(F.col("patient_age")))
