@@ -502,7 +502,9 @@ def render(results: Path) -> tuple[str, dict]:
     ]
     for s in scales:
         # the end-to-end run measures older code than the long-history section below, which says why steps grow
-        totals, steps = _incremental_tables(pipelines[s]["incremental"], pipelines[s]["history_days"], False)
+        totals, steps = _incremental_tables(
+            pipelines[s]["incremental"], pipelines[s]["history_days"], with_reasons=False
+        )
         commit = pipelines[s].get("machine", {}).get("commit")
         out += [f"### {s}" + (f" (code at commit {commit})" if commit else ""), "", *totals, *steps]
 

@@ -708,7 +708,7 @@ def _members_on(
     """
     roster = _roster(config)
     birth, enrol, term = (_day_array(roster[c]) for c in ("date_of_birth", "enrol_date", "term_date"))
-    resumed = saved.newest_before(on) if saved else None
+    resumed = saved.newest_before(on) if saved is not None else None
     start, state = resumed or (
         config.roster_date,
         {column: roster[column].to_numpy(copy=True) for column in _MUTABLE_COLUMNS},
@@ -716,7 +716,7 @@ def _members_on(
     changed = np.empty(0, dtype=int)
     for offset in range(1, (on - start).days + 1):
         changed = _apply_changes(config, start + timedelta(days=offset), state, birth, enrol, term)
-    if saved:
+    if saved is not None:
         saved.save(on, state)
     return roster.assign(**state), changed
 

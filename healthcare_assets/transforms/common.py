@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from healthcare_assets.domain.privacy import hmac_pads
 from healthcare_assets.domain.sources import DATE, DOUBLE, INT, MONEY, Source
+from healthcare_assets.resources.delta import PARTITION_COLUMN
 
 
 def pseudonymise(column: Column | str, key: bytes) -> Column:
@@ -41,3 +44,15 @@ def age_group(age: Column) -> Column:
         .when(age < 65, "50-64")
         .when(age >= 65, "65+")
     )
+
+
+def earliest(frame: DataFrame, column: str) -> date | None:
+    """The earliest value of a date column of the rows (None: no rows). With a column bronze guarantees is not
+    after the day a record was received (a service, fill or administration date), every record sharing that date
+    with one of the rows sits in a partition from that day on: `received_from` reads only those."""
+    return frame.agg(F.min(column)).collect()[0][0]
+
+
+def received_from(table: DataFrame, day: date | None) -> DataFrame:
+    """The table's partitions from `day` on (Delta skips the files of the earlier ones); all of them for None."""
+    return table if day is None else table.where(F.col(PARTITION_COLUMN) >= F.lit(day))

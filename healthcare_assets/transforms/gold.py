@@ -17,7 +17,7 @@ from healthcare_assets.domain.features import (
     MEMBER_UTILISATION_COUNTS,
 )
 from healthcare_assets.resources.delta import PARTITION_COLUMN
-from healthcare_assets.transforms.common import age_group
+from healthcare_assets.transforms.common import age_group, earliest, received_from
 
 # How far back member features (12-month utilisation) look.
 CLAIM_HISTORY_DAYS = 365
@@ -186,14 +186,6 @@ def _window_sums(claims: DataFrame, daily: DataFrame, keys: list[str], sums: lis
     )
 
 
-def _from_day(member_lines: DataFrame, earliest_service: date | None) -> DataFrame:
-    """The lines that can be of a visit on `earliest_service` or later: a visit's lines sit in partitions from its
-    service day on (the earlier files are not read)."""
-    if earliest_service is None:
-        return member_lines
-    return member_lines.where(F.col(PARTITION_COLUMN) >= F.lit(earliest_service))
-
-
 def _context_features(
     claims: DataFrame, aggregates: ClaimAggregates, same_day: DataFrame, earliest_service: date | None
 ) -> DataFrame:
@@ -201,7 +193,8 @@ def _context_features(
     claims received in its window up to its own day (so a day alone and a backfill give identical rows)."""
     visit = ["member_key", "provider_id", "service_start_date"]
     keys = claims.select("claim_id", PARTITION_COLUMN, *visit, "procedure_code", "diagnosis_code")
-    lines = _history(_from_day(aggregates.member_lines, earliest_service), *visit)
+    # a visit's lines sit in partitions from its service day on
+    lines = _history(received_from(aggregates.member_lines, earliest_service), *visit)
     visits = (
         keys.join(lines, visit)
         .where(_in_window("h_ingest_date"))
@@ -383,17 +376,11 @@ def claim_features_from_aggregates(claims: DataFrame, aggregates: ClaimAggregate
     are pinned: the engines infer different ones for the same expressions.
     """
     same_day = _same_day_before(claims)
-    earliest_service = earliest_service_day(claims)
+    earliest_service = earliest(claims, "service_start_date")
     frame = _history_features(claims, aggregates, same_day)
     return with_demographics(
         _context_features(frame, aggregates, same_day, earliest_service), members, earliest_service
     )
-
-
-def earliest_service_day(claims: DataFrame) -> date | None:
-    """The earliest service day of the claims (None: no claims). Bronze quarantines a line received before its
-    service day, so older partitions and member versions that ended before it cannot concern these claims."""
-    return claims.agg(F.min("service_start_date")).collect()[0][0]
 
 
 def with_demographics(frame: DataFrame, members: DataFrame, earliest_service: date | None) -> DataFrame:

@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from healthcare_assets.resources.delta import PARTITION_COLUMN
+from healthcare_assets.transforms.common import earliest, received_from
 
 
 def key_violations(frame: DataFrame, key: tuple[str, ...]) -> dict[str, int]:
@@ -40,10 +41,10 @@ def key_violations_of_days(
     counts = key_violations(days, key)
     candidates = table
     if received_not_before is not None:
-        oldest = days.agg(F.min(received_not_before)).collect()[0][0]
+        oldest = earliest(days, received_not_before)
         if oldest is None:
             return counts
-        candidates = table.where(F.col(PARTITION_COLUMN) >= F.lit(oldest))
+        candidates = received_from(table, oldest)
     with_days_keys = candidates.join(days.select(*key).distinct(), list(key), "left_semi")
     return {**counts, "duplicate_keys": with_days_keys.groupBy(*key).count().where("count > 1").count()}
 

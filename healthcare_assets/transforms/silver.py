@@ -16,7 +16,7 @@ from healthcare_assets.domain.sources import (
     Source,
 )
 from healthcare_assets.resources.delta import PARTITION_COLUMN
-from healthcare_assets.transforms.common import pseudonymise, typed
+from healthcare_assets.transforms.common import earliest, pseudonymise, received_from, typed
 
 # Safe-harbour de-identification keeps the birth year only, and folds ages over 89 together.
 MAX_REPORTED_AGE = 90
@@ -51,10 +51,10 @@ def drop_earlier_deliveries(frame: DataFrame, stored: DataFrame, source: Source,
     earlier = stored.where(F.col(PARTITION_COLUMN) < F.lit(start))
     bound = received_not_before(source)
     if bound is not None:
-        oldest = frame.agg(F.min(bound)).collect()[0][0]
+        oldest = earliest(frame, bound)
         if oldest is None:
             return frame
-        earlier = earlier.where(F.col(PARTITION_COLUMN) >= F.lit(oldest))
+        earlier = received_from(earlier, oldest)
     return frame.join(earlier.select(*key), key, "left_anti")
 
 
